@@ -18,7 +18,9 @@ class ProtocolError(ValueError):
 class UnsupportedVersionError(ProtocolError):
     """A request for an API key or version that this codebase has no codec for."""
 
-    def __init__(self, api_key: int, api_version: int, correlation_id: int, message: str = "") -> None:
+    def __init__(
+        self, api_key: int, api_version: int, correlation_id: int, message: str = ""
+    ) -> None:
         super().__init__(message or f"unsupported api_key={api_key} api_version={api_version}")
         self.api_key = api_key
         self.api_version = api_version
