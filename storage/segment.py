@@ -1,0 +1,952 @@
+"""One log segment: `<base>.log` plus its `.index` and `.timeindex`, in Kafka's format.
+
+How this works
+--------------
+A segment holds the batches whose offsets start at its base offset (20-digit zero-padded
+file names, as Kafka's `LogFileUtils`). Only the last segment of a partition is *active*:
+
+* The active `.log` file is extended (sparse `ftruncate`, plus `posix_fallocate` when
+  `preallocate=true`) to `segment.bytes` and mmap'd. An append is one copy into the map at
+  the end position, after which baseOffset and partitionLeaderEpoch are patched in place
+  in the map (the CRC does not cover them) - the bytes are never re-encoded. `size` is the
+  real end of data; everything after it is zeros.
+* On roll (`deactivate`) or close the map is dropped and the file is trimmed to `size`;
+  the indexes are trimmed to their entries (Kafka's `onBecomeInactiveSegment`).
+* Inactive segments are read through `FileSlice`s of an ordinary file object, and their
+  batch headers with `os.pread`; their indexes are mapped only when used.
+
+Index entries follow `LogSegment.append`: when more than `index.interval.bytes` were
+appended since the last entry, the append gets an offset-index entry (its largest offset ->
+its start position) and a time-index entry (max timestamp so far -> its offset).
+
+Handles (file object, log map, index maps) are opened lazily and can be dropped at any
+time with `release_handles()`; a shared `HandleCache` does that for the least recently
+used segments so thousands of partitions do not exhaust descriptors or address space.
+
+`recover()` rescans the whole file: every batch must have a sane length, magic 2, a good
+CRC, offsets that fit the index and increase; the first one that does not, and everything
+after it, is cut off (`ftruncate`), and both indexes are rebuilt. A preallocated tail of
+zeros fails the length check, so it is recognised as the end of the log.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import struct
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from protocol.errors import ProtocolError
+from protocol.records import (
+    BATCH_HEADER_SIZE,
+    LOG_OVERHEAD,
+    BatchHeader,
+    TimestampType,
+    batch_crc_ok,
+    iter_records,
+    read_batch_header,
+    set_base_offset,
+    set_log_append_time,
+    set_partition_leader_epoch,
+)
+from storage.config import LogConfig
+from storage.errors import CorruptIndex, IndexOffsetOverflow
+from storage.index import NO_TIMESTAMP, OffsetIndex, TimeIndex, TimestampOffset
+from storage.slices import FileSlice
+
+__all__ = [
+    "DELETED_FILE_SUFFIX",
+    "INDEX_FILE_SUFFIX",
+    "LOG_FILE_SUFFIX",
+    "TIME_INDEX_FILE_SUFFIX",
+    "HandleCache",
+    "Segment",
+    "filename_prefix_from_offset",
+    "offset_from_file_name",
+]
+
+LOG_FILE_SUFFIX = ".log"
+INDEX_FILE_SUFFIX = ".index"
+TIME_INDEX_FILE_SUFFIX = ".timeindex"
+TXN_INDEX_FILE_SUFFIX = ".txnindex"
+DELETED_FILE_SUFFIX = ".deleted"
+CLEANED_FILE_SUFFIX = ".cleaned"
+SWAP_FILE_SUFFIX = ".swap"
+
+_MIN_BATCH_LENGTH = BATCH_HEADER_SIZE - LOG_OVERHEAD
+#: baseOffset (@0), batchLength (@8) and lastOffsetDelta (@23) of a v2 batch header: all a
+#: forward scan needs (see protocol/records.py for the full layout).
+_SCAN_FIELDS = struct.Struct(">qi11xi")
+_INT32_MAX = 2**31 - 1
+_PAGE = mmap.PAGESIZE
+#: Bytes read per `pread` when walking batch headers of an unmapped segment.
+_SCAN_CHUNK = 64 * 1024
+#: How far ahead of the append position the map is faulted in (Linux >= 5.14).
+_PREFAULT_BYTES = 1024 * 1024
+_MADV_POPULATE_WRITE = 23
+_populate_write_ok = [hasattr(mmap.mmap, "madvise") and os.uname().sysname == "Linux"]
+
+
+def filename_prefix_from_offset(offset: int) -> str:
+    """Kafka's `filenamePrefixFromOffset`: the offset zero-padded to 20 digits."""
+    return f"{offset:020d}"
+
+
+def offset_from_file_name(name: str) -> int:
+    return int(name[: name.index(".")])
+
+
+class SegmentRead(NamedTuple):
+    """What `Segment.read` found: whole batches [position, position+size)."""
+
+    position: int
+    size: int
+    first_offset: int  # base offset of the first batch (<= the requested offset)
+    first_batch_size: int
+    first_entry_incomplete: bool  # the first batch is larger than max_size allowed
+
+
+class HandleCache:
+    """LRU of segments holding open handles; evicts (releases) beyond `capacity`."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._lru: OrderedDict[int, Segment] = OrderedDict()
+        self._mru: Segment | None = None
+
+    def touch(self, segment: Segment) -> None:
+        if segment is self._mru:
+            return
+        self._mru = segment
+        key = id(segment)
+        lru = self._lru
+        if key in lru:
+            lru.move_to_end(key)
+            return
+        lru[key] = segment
+        while len(lru) > self.capacity:
+            _, victim = lru.popitem(last=False)
+            victim.release_handles(from_cache=True)
+
+    def forget(self, segment: Segment) -> None:
+        self._lru.pop(id(segment), None)
+        if self._mru is segment:
+            self._mru = None
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+
+class Segment:
+    """A log segment. Not thread-safe: `PartitionLog` serialises access."""
+
+    def __init__(
+        self,
+        dir: str | os.PathLike[str],
+        base_offset: int,
+        config: LogConfig,
+        *,
+        now_ms: int,
+        roll_jitter_ms: int = 0,
+        handle_cache: HandleCache | None = None,
+        suffix: str = "",
+    ) -> None:
+        """Describe the segment; opens nothing. Use `create` or `open_existing`."""
+        self.dir = os.fspath(dir)
+        self.base_offset = base_offset
+        self.config = config
+        self.roll_jitter_ms = roll_jitter_ms
+        self._suffix = suffix
+        prefix = os.path.join(self.dir, filename_prefix_from_offset(base_offset))
+        self.log_path = prefix + LOG_FILE_SUFFIX + suffix
+        self.index_path = prefix + INDEX_FILE_SUFFIX + suffix
+        self.time_index_path = prefix + TIME_INDEX_FILE_SUFFIX + suffix
+        self._cache = handle_cache
+        self._size = 0
+        self._active = False
+        self._file: io.FileIO | None = None
+        self._mm: mmap.mmap | None = None
+        self._capacity = 0  # file size while mapped
+        self._prefaulted = 0  # map bytes already faulted in (see _prefault)
+        self._offset_index: OffsetIndex | None = None
+        self._time_index: TimeIndex | None = None
+        self._indexes_checked = False
+        self._max_ts: TimestampOffset | None = None  # None = unknown (Kafka's UNKNOWN)
+        self._rolling_based_timestamp: int | None = None
+        self._rolling_ts_loaded = False
+        self._created_ms = now_ms
+        self._bytes_since_last_index_entry = 0
+        self._next_offset: int | None = None
+        self._flushed_size = 0
+        self.on_corrupt_index: Callable[[Segment, CorruptIndex], None] | None = None
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        dir: str | os.PathLike[str],
+        base_offset: int,
+        config: LogConfig,
+        *,
+        now_ms: int,
+        roll_jitter_ms: int = 0,
+        handle_cache: HandleCache | None = None,
+    ) -> Segment:
+        """A new, empty, active segment (existing files of that name are replaced)."""
+        seg = cls(
+            dir,
+            base_offset,
+            config,
+            now_ms=now_ms,
+            roll_jitter_ms=roll_jitter_ms,
+            handle_cache=handle_cache,
+        )
+        for path in (seg.log_path, seg.index_path, seg.time_index_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        fd = os.open(seg.log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+        seg._next_offset = base_offset
+        seg._max_ts = TimestampOffset(NO_TIMESTAMP, base_offset)
+        seg._indexes_checked = True
+        seg._rolling_ts_loaded = True
+        seg.activate()
+        return seg
+
+    @classmethod
+    def open_existing(
+        cls,
+        dir: str | os.PathLike[str],
+        base_offset: int,
+        config: LogConfig,
+        *,
+        now_ms: int,
+        roll_jitter_ms: int = 0,
+        handle_cache: HandleCache | None = None,
+    ) -> Segment:
+        """An inactive segment over existing files; its size is the file's size."""
+        seg = cls(
+            dir,
+            base_offset,
+            config,
+            now_ms=now_ms,
+            roll_jitter_ms=roll_jitter_ms,
+            handle_cache=handle_cache,
+        )
+        st = os.stat(seg.log_path)
+        seg._size = st.st_size
+        seg._flushed_size = st.st_size
+        return seg
+
+    # -- properties -------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Bytes of data in the segment."""
+        return self._size
+
+    @property
+    def is_active(self) -> bool:
+        return self._active
+
+    @property
+    def created_ms(self) -> int:
+        return self._created_ms
+
+    def has_index_files(self) -> bool:
+        return os.path.exists(self.index_path) and os.path.exists(self.time_index_path)
+
+    def __repr__(self) -> str:
+        return f"Segment(base_offset={self.base_offset}, size={self._size}, active={self._active})"
+
+    # -- handles ----------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        if self._cache is not None:
+            self._cache.touch(self)
+
+    def file(self) -> io.FileIO:
+        """The segment's `.log` file object (opened on demand)."""
+        f = self._file
+        if f is None or f.closed:
+            f = self._file = io.FileIO(self.log_path, "r+")
+        self._touch()
+        return f
+
+    def offset_index(self) -> OffsetIndex:
+        idx = self._offset_index
+        if idx is None:
+            idx = self._offset_index = OffsetIndex(
+                self.index_path, self.base_offset, self.config.segment_index_bytes
+            )
+            if self._active:
+                idx.resize(self.config.segment_index_bytes)
+            self._check_indexes_once()
+            idx = self._offset_index
+            assert idx is not None
+        self._touch()
+        return idx
+
+    def time_index(self) -> TimeIndex:
+        idx = self._time_index
+        if idx is None:
+            idx = self._time_index = TimeIndex(
+                self.time_index_path, self.base_offset, self.config.segment_index_bytes
+            )
+            if self._active:
+                idx.resize(self.config.segment_index_bytes)
+            self._check_indexes_once()
+            idx = self._time_index
+            assert idx is not None
+        self._touch()
+        return idx
+
+    def _check_indexes_once(self) -> None:
+        """First time an inactive segment's indexes are opened: sanity-check them, and
+        rebuild them from the log if they fail (Kafka's CorruptIndexException path)."""
+        if self._indexes_checked:
+            return
+        self._indexes_checked = True
+        try:
+            self.sanity_check()
+        except CorruptIndex as e:
+            if self.on_corrupt_index is not None:
+                self.on_corrupt_index(self, e)
+            self.recover()
+
+    def sanity_check(self) -> None:
+        """Kafka's index sanity checks plus a cross-check with the log: the batch at the
+        last offset-index position must start at or below the indexed offset and end at
+        or below it (an entry maps an append's largest offset to its first batch).
+        Raises `CorruptIndex`."""
+        self._indexes_checked = True
+        oi = self.offset_index()
+        ti = self.time_index()
+        oi.sanity_check(self._size)
+        if oi.entries:
+            last = oi.entry(oi.entries - 1)
+            header = self._header_at(last.position)
+            if (
+                header is None
+                or header.batch_length < _MIN_BATCH_LENGTH
+                or header.base_offset > last.offset
+                or header.base_offset + header.last_offset_delta > last.offset
+            ):
+                raise CorruptIndex(f"index {oi.path} entry {last} does not match the log")
+        ti.sanity_check(self.read_next_offset())
+
+    def _ensure_map(self) -> mmap.mmap:
+        mm = self._mm
+        if mm is None:
+            f = self.file()
+            capacity = max(self.config.segment_size, self._size)
+            capacity = -(-capacity // _PAGE) * _PAGE
+            fd = f.fileno()
+            if os.fstat(fd).st_size != capacity:
+                os.ftruncate(fd, capacity)
+                if self.config.preallocate and capacity > self._size:
+                    try:
+                        os.posix_fallocate(fd, self._size, capacity - self._size)
+                    except OSError:
+                        pass
+            mm = self._mm = mmap.mmap(fd, capacity)
+            self._capacity = capacity
+            self._prefaulted = self._size // _PAGE * _PAGE
+        self._touch()
+        return mm
+
+    def _prefault(self, end: int) -> None:
+        """Fault in the map ahead of the append position, `_PREFAULT_BYTES` at a time, with
+        one `madvise(MADV_POPULATE_WRITE)` instead of a page fault per 4 KiB page."""
+        start = self._prefaulted
+        target = min(self._capacity, max(end, start + _PREFAULT_BYTES))
+        target = -(-target // _PAGE) * _PAGE
+        if target > start and self._mm is not None and _populate_write_ok[0]:
+            try:
+                self._mm.madvise(_MADV_POPULATE_WRITE, start, min(target, self._capacity) - start)
+            except (OSError, ValueError):
+                _populate_write_ok[0] = False
+        self._prefaulted = min(target, self._capacity)
+
+    def _grow_map(self, needed: int) -> mmap.mmap:
+        """Make room for an append larger than what is left of the map (a single append
+        bigger than `segment.bytes`, which Kafka also allows into a fresh segment)."""
+        self._unmap_and_trim()
+        f = self.file()
+        capacity = -(-needed // _PAGE) * _PAGE
+        os.ftruncate(f.fileno(), capacity)
+        self._mm = mmap.mmap(f.fileno(), capacity)
+        self._capacity = capacity
+        self._prefaulted = self._size // _PAGE * _PAGE
+        return self._mm
+
+    def _unmap_and_trim(self) -> None:
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+            self._capacity = 0
+        if self._file is not None and not self._file.closed:
+            fd = self._file.fileno()
+            if os.fstat(fd).st_size != self._size:
+                os.ftruncate(fd, self._size)
+
+    def release_handles(self, from_cache: bool = False) -> None:
+        """Drop the log map and index maps (trimming them to their real size) and storage's
+        reference to the file object. In-flight `FileSlice`s keep the file open."""
+        self._unmap_and_trim()
+        if self._offset_index is not None:
+            self._offset_index.close()
+            self._offset_index = None
+        if self._time_index is not None:
+            self._time_index.close()
+            self._time_index = None
+        self._file = None
+        if not from_cache and self._cache is not None:
+            self._cache.forget(self)
+
+    # -- active/inactive --------------------------------------------------------------
+
+    def activate(self) -> None:
+        """Become the segment appends go to: map the log, grow indexes to full size."""
+        self._active = True
+        if self._offset_index is not None:
+            self._offset_index.resize(self.config.segment_index_bytes)
+        if self._time_index is not None:
+            self._time_index.resize(self.config.segment_index_bytes)
+        self._ensure_map()
+
+    def deactivate(self) -> None:
+        """Kafka's `onBecomeInactiveSegment`: append the final time-index entry, trim the
+        indexes and the log file to their real sizes, unmap."""
+        max_ts = self.read_max_timestamp_and_offset_so_far()
+        ti = self.time_index()
+        ti.maybe_append(max_ts.timestamp, max_ts.offset, skip_full_check=True)
+        self.offset_index().trim_to_valid_size()
+        ti.trim_to_valid_size()
+        self._active = False
+        self._unmap_and_trim()
+
+    # -- reading batch headers --------------------------------------------------------
+
+    def _header_at(self, pos: int) -> BatchHeader | None:
+        """The header of the batch at `pos` if a whole header lies inside the data."""
+        if pos + BATCH_HEADER_SIZE > self._size or pos < 0:
+            return None
+        mm = self._mm
+        if mm is not None:
+            return read_batch_header(mm, pos)
+        data = os.pread(self.file().fileno(), BATCH_HEADER_SIZE, pos)
+        if len(data) < BATCH_HEADER_SIZE:
+            return None
+        return read_batch_header(data)
+
+    def iter_headers(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, BatchHeader]]:
+        """(position, header) of each whole batch in [start, end), trusting lengths."""
+        end = self._size if end is None else min(end, self._size)
+        pos = start
+        mm = self._mm
+        if mm is not None:
+            while pos + BATCH_HEADER_SIZE <= end:
+                h = read_batch_header(mm, pos)
+                size = h.batch_length + LOG_OVERHEAD
+                if h.batch_length < _MIN_BATCH_LENGTH or pos + size > end:
+                    return
+                yield pos, h
+                pos += size
+            return
+        fd = self.file().fileno()
+        buf = b""
+        buf_pos = pos
+        while pos + BATCH_HEADER_SIZE <= end:
+            rel = pos - buf_pos
+            if rel < 0 or rel + BATCH_HEADER_SIZE > len(buf):
+                buf = os.pread(fd, min(_SCAN_CHUNK, end - pos), pos)
+                buf_pos, rel = pos, 0
+                if len(buf) < BATCH_HEADER_SIZE:
+                    return
+            h = read_batch_header(buf, rel)
+            size = h.batch_length + LOG_OVERHEAD
+            if h.batch_length < _MIN_BATCH_LENGTH or pos + size > end:
+                return
+            yield pos, h
+            pos += size
+
+    def read_bytes(self, position: int, length: int) -> bytes:
+        """A copy of `length` bytes at `position` (for record-level scans)."""
+        length = max(0, min(length, self._size - position))
+        if self._mm is not None:
+            return self._mm[position : position + length]
+        return os.pread(self.file().fileno(), length, position)
+
+    def translate_offset(
+        self, offset: int, starting_position: int = 0
+    ) -> tuple[int, BatchHeader] | None:
+        """Kafka's `translateOffset`: the first batch whose last offset >= `offset`,
+        found from the offset index entry at or below it plus a short forward scan."""
+        mapping = self.offset_index().lookup(offset)
+        pos = self._scan_for_offset(offset, max(mapping.position, starting_position))
+        if pos < 0:
+            return None
+        h = self._header_at(pos)
+        assert h is not None
+        return pos, h
+
+    def _scan_for_offset(self, offset: int, pos: int) -> int:
+        """Position of the first batch from `pos` whose last offset >= `offset`, or -1.
+
+        The hot part of every read: it walks batch headers reading only baseOffset,
+        batchLength and lastOffsetDelta (`_SCAN_FIELDS`) instead of whole headers."""
+        end = self._size
+        unpack = _SCAN_FIELDS.unpack_from
+        mm = self._mm
+        if mm is not None:
+            while pos + BATCH_HEADER_SIZE <= end:
+                base, length, delta = unpack(mm, pos)
+                if length < _MIN_BATCH_LENGTH or pos + length + LOG_OVERHEAD > end:
+                    return -1
+                if base + delta >= offset:
+                    return pos
+                pos += length + LOG_OVERHEAD
+            return -1
+        fd = self.file().fileno()
+        buf = b""
+        buf_pos = pos
+        while pos + BATCH_HEADER_SIZE <= end:
+            rel = pos - buf_pos
+            if rel + BATCH_HEADER_SIZE > len(buf):
+                buf = os.pread(fd, min(_SCAN_CHUNK, end - pos), pos)
+                buf_pos, rel = pos, 0
+                if len(buf) < BATCH_HEADER_SIZE:
+                    return -1
+            base, length, delta = unpack(buf, rel)
+            if length < _MIN_BATCH_LENGTH or pos + length + LOG_OVERHEAD > end:
+                return -1
+            if base + delta >= offset:
+                return pos
+            pos += length + LOG_OVERHEAD
+        return -1
+
+    # -- append -----------------------------------------------------------------------
+
+    def append(
+        self,
+        data: memoryview,
+        batches: list[tuple[int, BatchHeader]],
+        first_offset: int,
+        last_offset: int,
+        *,
+        leader_epoch: int,
+        log_append_time: int | None,
+    ) -> tuple[int, int, int]:
+        """Copy `data` (whole batches; `batches` = their (position, header) within it) to
+        the end of the map, then assign offsets from `first_offset` and the leader epoch in
+        place (and LogAppendTime, which rewrites the CRC).
+
+        `last_offset` is the offset the last record will get.
+        Returns (physical position, max timestamp, offset of max timestamp) of the append.
+        """
+        n = len(data)
+        physical = self._size
+        if not 0 <= last_offset - self.base_offset <= _INT32_MAX:
+            raise IndexOffsetOverflow(
+                f"offset {last_offset} does not fit segment {self.base_offset}'s index"
+            )
+        mm = self._ensure_map()
+        if physical + n > self._capacity:
+            mm = self._grow_map(physical + n)
+        end = physical + n
+        if end > self._prefaulted:
+            self._prefault(end)
+        mm[physical:end] = data
+        offset = first_offset
+        max_ts = NO_TIMESTAMP
+        max_ts_offset = -1
+        for rel, h in batches:
+            p = physical + rel
+            set_base_offset(mm, p, offset)
+            set_partition_leader_epoch(mm, p, leader_epoch)
+            last = offset + h.last_offset_delta
+            if log_append_time is not None:
+                if (
+                    h.timestamp_type != TimestampType.LOG_APPEND_TIME
+                    or h.max_timestamp != log_append_time
+                ):
+                    set_log_append_time(mm, p, log_append_time)
+                ts = log_append_time
+            else:
+                ts = h.max_timestamp
+            if ts > max_ts:
+                max_ts, max_ts_offset = ts, last
+            offset = last + 1
+        largest_offset = offset - 1
+        self._size = physical + n
+        self._next_offset = offset
+        if physical == 0:
+            self._rolling_based_timestamp = max_ts
+            self._rolling_ts_loaded = True
+        cur_max = self._max_ts
+        if cur_max is None:
+            cur_max = self.read_max_timestamp_and_offset_so_far()
+        if max_ts > cur_max.timestamp:
+            self._max_ts = TimestampOffset(max_ts, max_ts_offset)
+        if self._bytes_since_last_index_entry > self.config.index_interval_bytes:
+            self.offset_index().append(largest_offset, physical)
+            cur = self.read_max_timestamp_and_offset_so_far()
+            self.time_index().maybe_append(cur.timestamp, cur.offset)
+            self._bytes_since_last_index_entry = 0
+        self._bytes_since_last_index_entry += n
+        return physical, max_ts, max_ts_offset
+
+    # -- roll conditions --------------------------------------------------------------
+
+    def _load_first_batch_timestamp(self) -> None:
+        if not self._rolling_ts_loaded:
+            h = self._header_at(0)
+            self._rolling_based_timestamp = h.max_timestamp if h is not None else None
+            self._rolling_ts_loaded = True
+
+    def time_waited_for_roll(self, now_ms: int, message_timestamp: int) -> int:
+        """Kafka's `timeWaitedForRoll`: by the first batch's timestamp when it has one,
+        else by wall clock since the segment was created."""
+        self._load_first_batch_timestamp()
+        ts = self._rolling_based_timestamp
+        if ts is not None and ts >= 0:
+            return message_timestamp - ts
+        return now_ms - self._created_ms
+
+    def first_batch_timestamp(self) -> int:
+        self._load_first_batch_timestamp()
+        ts = self._rolling_based_timestamp
+        return ts if ts is not None and ts >= 0 else 2**63 - 1
+
+    def can_convert_to_relative_offset(self, offset: int) -> bool:
+        return 0 <= offset - self.base_offset <= _INT32_MAX
+
+    def should_roll(
+        self,
+        *,
+        max_segment_ms: int,
+        max_segment_bytes: int,
+        max_timestamp_in_messages: int,
+        max_offset_in_messages: int,
+        messages_size: int,
+        now_ms: int,
+    ) -> bool:
+        """Kafka's `LogSegment.shouldRoll`: the segment would overflow `segment.bytes`, or
+        it is non-empty and older than `segment.ms` minus its jitter (by the first batch's
+        timestamp if it has one, else by wall clock), or an index is full, or the last
+        offset would not fit the index."""
+        size = self._size
+        if size > max_segment_bytes - messages_size:
+            return True
+        if size > 0:
+            if not self._rolling_ts_loaded:
+                self._load_first_batch_timestamp()
+            ts = self._rolling_based_timestamp
+            waited = (
+                max_timestamp_in_messages - ts
+                if ts is not None and ts >= 0
+                else now_ms - self._created_ms
+            )
+            if waited > max_segment_ms - self.roll_jitter_ms:
+                return True
+        oi = self._offset_index or self.offset_index()
+        if oi._entries >= oi._max_entries:
+            return True
+        ti = self._time_index or self.time_index()
+        if ti._entries >= ti._max_entries - 1:
+            return True
+        return not 0 <= max_offset_in_messages - self.base_offset <= _INT32_MAX
+
+    # -- timestamps -------------------------------------------------------------------
+
+    def read_max_timestamp_and_offset_so_far(self) -> TimestampOffset:
+        if self._max_ts is None:
+            self._max_ts = self.time_index().last_entry
+        return self._max_ts
+
+    def max_timestamp_so_far(self) -> int:
+        return self.read_max_timestamp_and_offset_so_far().timestamp
+
+    def last_modified_ms(self) -> int:
+        return os.stat(self.log_path).st_mtime_ns // 1_000_000
+
+    def largest_timestamp(self) -> int:
+        """Max record timestamp, or the file's mtime when no batch has a timestamp."""
+        ts = self.max_timestamp_so_far()
+        return ts if ts >= 0 else self.last_modified_ms()
+
+    def largest_record_timestamp(self) -> int | None:
+        ts = self.max_timestamp_so_far()
+        return ts if ts >= 0 else None
+
+    def find_offset_by_timestamp(
+        self, timestamp: int, starting_offset: int
+    ) -> tuple[int, int, int] | None:
+        """Kafka's `findOffsetByTimestamp`: (timestamp, offset, leader epoch) of the first
+        record with timestamp >= `timestamp` and offset >= `starting_offset`."""
+        ts_entry = self.time_index().lookup(timestamp)
+        position = self.offset_index().lookup(max(ts_entry.offset, starting_offset)).position
+        for pos, h in self.iter_headers(position):
+            if h.max_timestamp >= timestamp:
+                data = self.read_bytes(pos, h.size)
+                for rec in iter_records(data, 0, h):
+                    if rec.timestamp >= timestamp and rec.offset >= starting_offset:
+                        return rec.timestamp, rec.offset, h.partition_leader_epoch
+        return None
+
+    def offset_of_max_timestamp(self) -> tuple[int, int, int] | None:
+        """(timestamp, offset, epoch) of the first record carrying the segment's max
+        timestamp (Kafka's MAX_TIMESTAMP lookup via `offsetOfMaxTimestamp`)."""
+        ts, offset = self.read_max_timestamp_and_offset_so_far()
+        if ts < 0:
+            return None
+        position = self.offset_index().lookup(offset).position
+        for pos, h in self.iter_headers(position):
+            if h.max_timestamp == ts:
+                if h.timestamp_type == TimestampType.LOG_APPEND_TIME:
+                    return ts, h.base_offset, h.partition_leader_epoch
+                for rec in iter_records(self.read_bytes(pos, h.size), 0, h):
+                    if rec.timestamp == ts:
+                        return ts, rec.offset, h.partition_leader_epoch
+                return None
+        return None
+
+    # -- read -------------------------------------------------------------------------
+
+    def read(
+        self,
+        start_offset: int,
+        max_size: int,
+        max_position: int | None = None,
+        min_one_message: bool = False,
+    ) -> SegmentRead | None:
+        """Whole batches from the one containing `start_offset`, at most `max_size` bytes
+        (but the first batch whole when `min_one_message`), ending at or before
+        `max_position`. None when no batch in this segment reaches `start_offset`."""
+        if max_size < 0:
+            raise ValueError(f"invalid max size {max_size}")
+        found = self.translate_offset(start_offset)
+        if found is None:
+            return None
+        start, first = found
+        first_size = first.batch_length + LOG_OVERHEAD
+        limit_pos = self._size if max_position is None else min(max_position, self._size)
+        budget = max(max_size, first_size) if min_one_message else max_size
+        end_limit = min(limit_pos, start + budget)
+        if end_limit < start + first_size:
+            return SegmentRead(start, 0, first.base_offset, first_size, budget < first_size)
+        # Skip ahead with the index, then walk headers to the last whole batch.
+        scan_from = start + first_size
+        hint = self.offset_index().lookup_position_floor(end_limit)
+        if hint is not None and hint.position > scan_from:
+            scan_from = hint.position
+        end = scan_from
+        for pos, h in self.iter_headers(scan_from, end_limit):
+            end = pos + h.batch_length + LOG_OVERHEAD
+        return SegmentRead(start, end - start, first.base_offset, first_size, False)
+
+    def slice(self, position: int, length: int) -> FileSlice:
+        return FileSlice(self.file(), position, length)
+
+    def read_next_offset(self) -> int:
+        """The offset after the last batch (Kafka's `readNextOffset`), cached."""
+        if self._next_offset is None:
+            start = self.offset_index().lookup(self.offset_index().last_offset).position
+            nxt = self.base_offset
+            for _, h in self.iter_headers(start):
+                nxt = h.base_offset + h.last_offset_delta + 1
+            self._next_offset = nxt
+        return self._next_offset
+
+    # -- recovery and truncation ------------------------------------------------------
+
+    def recover(self) -> int:
+        """Rebuild both indexes by scanning the whole file; cut off the first invalid
+        batch and everything after it. Returns the number of bytes truncated.
+
+        A batch is valid when its length is sane and inside the file, magic is 2, the CRC
+        matches, its offsets fit the index and follow the previous batch (exactly, unless
+        the topic is compacted)."""
+        was_active = self._active
+        self._unmap_and_trim_to_file()
+        self._indexes_checked = True
+        oi = self.offset_index()
+        ti = self.time_index()
+        oi.reset()
+        ti.reset()
+        self._max_ts = TimestampOffset(NO_TIMESTAMP, self.base_offset)
+        fd = self.file().fileno()
+        file_size = os.fstat(fd).st_size
+        valid = 0
+        last_index_entry = 0
+        next_offset = self.base_offset
+        interval = self.config.index_interval_bytes
+        # Without compaction offsets have no gaps, so a baseOffset (not covered by the CRC)
+        # that skips ahead is corruption too; compacted logs may skip.
+        contiguous = not self.config.compact
+        buf = b""
+        buf_pos = 0
+        while valid + LOG_OVERHEAD <= file_size:
+            # header
+            rel = valid - buf_pos
+            if rel + BATCH_HEADER_SIZE > len(buf):
+                buf = os.pread(fd, max(_SCAN_CHUNK, BATCH_HEADER_SIZE), valid)
+                buf_pos, rel = valid, 0
+            if len(buf) - rel < BATCH_HEADER_SIZE:
+                break
+            h = read_batch_header(buf, rel)
+            size = h.batch_length + LOG_OVERHEAD
+            if h.batch_length < _MIN_BATCH_LENGTH or valid + size > file_size or h.magic != 2:
+                break
+            if rel + size > len(buf):
+                buf = os.pread(fd, max(_SCAN_CHUNK, size), valid)
+                buf_pos, rel = valid, 0
+                if len(buf) < size:
+                    break
+            try:
+                if not batch_crc_ok(buf, rel, h):
+                    break
+            except ProtocolError:
+                break
+            last = h.base_offset + h.last_offset_delta
+            if (
+                h.last_offset_delta < 0
+                or h.base_offset < next_offset
+                or (contiguous and h.base_offset != next_offset)
+                or not self.can_convert_to_relative_offset(last)
+            ):
+                break
+            if h.max_timestamp > self._max_ts.timestamp:
+                self._max_ts = TimestampOffset(h.max_timestamp, last)
+            if valid - last_index_entry > interval:
+                oi.append(last, valid)
+                ti.maybe_append(self._max_ts.timestamp, self._max_ts.offset)
+                last_index_entry = valid
+            valid += size
+            next_offset = last + 1
+        truncated = file_size - valid
+        if truncated:
+            os.ftruncate(fd, valid)
+        self._size = valid
+        self._flushed_size = min(self._flushed_size, valid)
+        self._next_offset = next_offset
+        self._bytes_since_last_index_entry = valid - last_index_entry if valid else 0
+        self._rolling_ts_loaded = False
+        oi.trim_to_valid_size()
+        ti.maybe_append(self._max_ts.timestamp, self._max_ts.offset, skip_full_check=True)
+        ti.trim_to_valid_size()
+        if was_active:
+            self.activate()
+        return truncated
+
+    def _unmap_and_trim_to_file(self) -> None:
+        """Drop the map without touching the file size (recovery reads the real file)."""
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+            self._capacity = 0
+
+    def truncate_to(self, offset: int, now_ms: int) -> int:
+        """Remove every batch whose last offset >= `offset` (so the batch containing
+        `offset` goes whole) and index entries at or past it. Returns bytes removed."""
+        found = self.translate_offset(offset)
+        cut_offset = offset if found is None else min(offset, found[1].base_offset)
+        oi = self.offset_index()
+        ti = self.time_index()
+        oi.truncate_to(cut_offset)
+        ti.truncate_to(cut_offset)
+        removed = 0
+        if found is not None:
+            pos = found[0]
+            removed = self._size - pos
+            was_mapped = self._mm is not None
+            self._unmap_and_trim_to_file()
+            self._size = pos
+            os.ftruncate(self.file().fileno(), pos)
+            self._flushed_size = min(self._flushed_size, pos)
+            self._next_offset = cut_offset
+            if was_mapped or self._active:
+                self._ensure_map()
+        if self._size == 0:
+            self._created_ms = now_ms
+            self._rolling_based_timestamp = None
+            self._rolling_ts_loaded = True
+            self._next_offset = self.base_offset
+        self._bytes_since_last_index_entry = 0
+        if self.max_timestamp_so_far() >= 0 or found is not None:
+            self._max_ts = self._read_largest_timestamp()
+        return removed
+
+    def _read_largest_timestamp(self) -> TimestampOffset:
+        last = self.time_index().last_entry
+        position = self.offset_index().lookup(last.offset).position
+        best = last
+        for _, h in self.iter_headers(position):
+            if h.max_timestamp > best.timestamp:
+                best = TimestampOffset(h.max_timestamp, h.base_offset + h.last_offset_delta)
+        return best
+
+    # -- durability and files ---------------------------------------------------------
+
+    def flush(self) -> None:
+        """fsync the log (mmap'd pages included) and msync both indexes."""
+        f = self.file()
+        os.fsync(f.fileno())
+        self._flushed_size = self._size
+        if self._offset_index is not None:
+            self._offset_index.flush()
+        if self._time_index is not None:
+            self._time_index.flush()
+
+    def close(self) -> None:
+        """Kafka's `LogSegment.close`: final time-index entry, trim everything, close."""
+        if self._max_ts is not None and (self._time_index is not None or self._active):
+            ti = self.time_index()
+            try:
+                ti.maybe_append(self._max_ts.timestamp, self._max_ts.offset, skip_full_check=True)
+            except ValueError:
+                pass
+        f = self._file
+        self._active = False
+        self.release_handles()
+        if f is not None and not f.closed:
+            f.close()
+
+    def change_file_suffixes(self, old_suffix: str, new_suffix: str) -> None:
+        """Rename the three files (open handles keep working)."""
+        for attr in ("log_path", "index_path", "time_index_path"):
+            path: str = getattr(self, attr)
+            if not path.endswith(old_suffix):
+                raise ValueError(f"{path} does not end with {old_suffix!r}")
+            new = (
+                path[: len(path) - len(old_suffix)] + new_suffix
+                if old_suffix
+                else path + new_suffix
+            )
+            if os.path.exists(path):
+                os.replace(path, new)
+            setattr(self, attr, new)
+        if self._offset_index is not None:
+            self._offset_index.path = self.index_path
+        if self._time_index is not None:
+            self._time_index.path = self.time_index_path
+
+    def delete_files(self) -> None:
+        """Unlink the files (handles are released first)."""
+        self.release_handles()
+        for path in (self.log_path, self.index_path, self.time_index_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
