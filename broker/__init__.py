@@ -1,0 +1,1 @@
+"""The Odradek broker: a trio server speaking the Kafka protocol over `protocol/` and `storage/`."""

@@ -1,0 +1,138 @@
+"""One client connection: read frames, dispatch them in order, answer in order.
+
+Kafka handles the requests of one connection strictly one after another (the network
+layer mutes a channel while its request is in flight), and clients depend on responses
+arriving in request order. We do the same: the loop reads a frame, runs its handler, writes
+the response, and only then looks at the next frame (which may already be buffered, since
+clients pipeline).
+
+Failures, as the style guide sets them out:
+- a peer that breaks framing (bad size, undecodable request) is disconnected with a log line;
+- an ApiVersions request at an unknown version gets the v0 UNSUPPORTED_VERSION answer;
+- any other unknown API key or version closes the connection, as Apache Kafka does;
+- an exception from a handler is a bug: logged with its traceback, connection closed;
+  the broker keeps serving everyone else.
+Each response is written whole under the send lock and shielded from cancellation, so a
+shutdown never leaves a torn frame on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from broker.context import RequestContext
+from broker.handlers import REGISTRY
+from broker.handlers.api_versions import unsupported_version_response
+from broker.transport import FrameReader, FramingError, send_chunks
+from protocol import frames
+from protocol.errors import ProtocolError, UnsupportedVersionError
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+
+log = logging.getLogger("odradek.connection")
+
+API_VERSIONS = 18
+
+
+def _peer_name(stream: trio.abc.Stream) -> str:
+    if isinstance(stream, trio.SocketStream):
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            return f"{host}:{port}"
+        except OSError:
+            return "unknown"
+    return type(stream).__name__
+
+
+class Connection:
+    def __init__(self, broker: Broker, stream: trio.abc.Stream) -> None:
+        self.broker = broker
+        self.stream = stream
+        self.peer = _peer_name(stream)
+        self._send_lock = trio.Lock()
+        self._reader = FrameReader(stream, broker.config["socket.request.max.bytes"])
+
+    async def serve(self) -> None:
+        idle_seconds = self.broker.config["connections.max.idle.ms"] / 1000
+        try:
+            while True:
+                with trio.move_on_after(idle_seconds) as idle:
+                    frame = await self._reader.read_frame()
+                if idle.cancelled_caught:
+                    log.info("closing idle connection peer=%s idle_ms=%d", self.peer,
+                             int(idle_seconds * 1000))
+                    return
+                if frame is None:
+                    return
+                if not await self._handle_frame(frame):
+                    return
+        except FramingError as exc:
+            log.warning("closing connection peer=%s reason=%s", self.peer, exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            log.info("connection lost peer=%s reason=%s", self.peer, exc or type(exc).__name__)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def _handle_frame(self, frame: bytes) -> bool:
+        """Handle one request; False when the connection must be closed."""
+        try:
+            request = frames.decode_request(frame)
+        except UnsupportedVersionError as exc:
+            return await self._unsupported(exc.api_key, exc.api_version, exc.correlation_id)
+        except ProtocolError as exc:
+            log.warning("closing connection peer=%s reason=malformed request: %s", self.peer, exc)
+            return False
+
+        registration = REGISTRY.get(request.api_key)
+        if registration is None or not (
+            registration.min_version <= request.api_version <= registration.max_version
+        ):
+            return await self._unsupported(
+                request.api_key, request.api_version, request.correlation_id)
+
+        ctx = RequestContext(
+            api_key=request.api_key,
+            api_version=request.api_version,
+            correlation_id=request.correlation_id,
+            client_id=request.client_id,
+            peer=self.peer,
+            broker=self.broker,
+        )
+        try:
+            response: Any
+            if registration.is_async:
+                response = await registration.func(ctx, request.body)
+            else:
+                response = registration.func(ctx, request.body)
+            if response is None:
+                return True
+            chunks = frames.encode_response(
+                request.api_key, request.api_version, request.correlation_id, response)
+        except Exception:
+            log.exception(
+                "closing connection peer=%s reason=internal error handling api_key=%d "
+                "api_version=%d correlation_id=%d", self.peer, request.api_key,
+                request.api_version, request.correlation_id)
+            return False
+        await self._send(chunks)
+        return True
+
+    async def _unsupported(self, api_key: int, api_version: int, correlation_id: int) -> bool:
+        """Answer an ApiVersions request we cannot serve in v0 (KIP-511); close otherwise."""
+        if api_key == API_VERSIONS:
+            await self._send(frames.encode_response(
+                API_VERSIONS, 0, correlation_id, unsupported_version_response()))
+            return True
+        log.warning("closing connection peer=%s reason=unsupported api_key=%d api_version=%d",
+                    self.peer, api_key, api_version)
+        return False
+
+    async def _send(self, chunks: list[Any]) -> None:
+        with trio.CancelScope(shield=True):
+            async with self._send_lock:
+                await send_chunks(self.stream, chunks)

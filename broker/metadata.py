@@ -1,0 +1,304 @@
+"""Topics: names, ids, partition counts and topic-level config overrides.
+
+How this works
+--------------
+A one-node cluster's metadata is small: the topics. `TopicRegistry` is its one owner. It
+keeps each topic's id (a random UUID, as Kafka assigns), partition count and config
+overrides, and persists them in `odradek-metadata.json` in the first log dir, written
+atomically (temp file, fsync, rename). Each partition folder also gets Kafka's own
+`partition.metadata` file (`version: 0` / `topic_id: <base64>`), so a data dir stays
+readable by Kafka's tools and partitions found on disk without a registry entry (a data dir
+copied from elsewhere) are adopted with their topic id.
+
+Validation follows Kafka's: topic names (`Topic.validate`: 1-249 characters of
+`[a-zA-Z0-9._-]`, not `.` or `..`), collisions between names that differ only in `.` and
+`_`, partition counts, replication factors on a one-broker cluster, and topic configs
+(through `storage.LogConfig.from_dict`). Failures raise `TopicError` with the Kafka error
+code and message a handler puts in its response.
+
+State changes are plain synchronous methods; the broker calls them from handlers.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from protocol.errors import ErrorCode
+from storage import LogConfig
+from storage.errors import InvalidConfig
+
+if TYPE_CHECKING:
+    from storage import LogManager, PartitionLog
+
+METADATA_FILE = "odradek-metadata.json"
+PARTITION_METADATA_FILE = "partition.metadata"
+MAX_TOPIC_NAME_LENGTH = 249
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
+#: Kafka's internal topics (`Topic.isInternal`).
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+
+
+class TopicError(Exception):
+    """A topic operation Kafka would refuse, with the error code it would answer."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def validate_topic_name(name: str) -> None:
+    if not name:
+        raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION,
+                         "Topic name is illegal, it can't be empty")
+    if name in (".", ".."):
+        raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION,
+                         "Topic name cannot be \".\" or \"..\"")
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        raise TopicError(
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+            f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters,"
+            f" topic name: {name}")
+    if not _LEGAL_TOPIC.fullmatch(name):
+        raise TopicError(
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+            f"Topic name \"{name}\" is illegal, it contains a character other than ASCII "
+            "alphanumerics, '.', '_' and '-'")
+
+
+def _collision_key(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def topic_id_to_base64(topic_id: uuid.UUID) -> str:
+    """Kafka's text form of a UUID: URL-safe base64 of its 16 bytes, unpadded."""
+    return base64.urlsafe_b64encode(topic_id.bytes).decode("ascii").rstrip("=")
+
+
+def topic_id_from_base64(text: str) -> uuid.UUID:
+    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+
+
+def new_topic_id() -> uuid.UUID:
+    """A random topic id that is neither the zero UUID nor Kafka's reserved ids."""
+    while True:
+        candidate = uuid.uuid4()
+        # Kafka reserves ids whose first 8 bytes are zero (Uuid.ZERO_UUID, METADATA_TOPIC_ID)
+        # and rejects ids whose base64 form starts with '-'.
+        if candidate.bytes[:8] != bytes(8) and not topic_id_to_base64(candidate).startswith("-"):
+            return candidate
+
+
+@dataclass(slots=True)
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def internal(self) -> bool:
+        return self.name in INTERNAL_TOPICS
+
+
+class TopicRegistry:
+    def __init__(self, log_manager: LogManager, topic_defaults: Mapping[str, str]) -> None:
+        self._logs = log_manager
+        # The broker's defaults are not topic overrides: clear `overridden`.
+        self._defaults = dataclasses.replace(
+            LogConfig.from_dict(dict(topic_defaults)), overridden=frozenset())
+        self._path = Path(log_manager.log_dirs[0]) / METADATA_FILE
+        self._topics: dict[str, Topic] = {}
+        self._by_id: dict[uuid.UUID, Topic] = {}
+        self._load()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._topics
+
+    def __iter__(self) -> Iterator[Topic]:
+        return iter(sorted(self._topics.values(), key=lambda t: t.name))
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    def get(self, name: str) -> Topic | None:
+        return self._topics.get(name)
+
+    def by_id(self, topic_id: uuid.UUID) -> Topic | None:
+        return self._by_id.get(topic_id)
+
+    @property
+    def defaults(self) -> LogConfig:
+        return self._defaults
+
+    def log_config(self, name: str) -> LogConfig:
+        topic = self._topics.get(name)
+        if topic is None or not topic.configs:
+            return self._defaults
+        return LogConfig.from_dict(topic.configs, self._defaults)
+
+    def log(self, name: str, partition: int) -> PartitionLog | None:
+        """The partition's log, or None if the topic or partition does not exist."""
+        topic = self._topics.get(name)
+        if topic is None or not 0 <= partition < topic.partitions:
+            return None
+        log = self._logs.get_log(name, partition)
+        if log is None:
+            log = self._create_log(topic, partition)
+        return log
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def check_new_topic(self, name: str, partitions: int, configs: Mapping[str, str]) -> None:
+        """Raise `TopicError` if `create` would refuse these arguments."""
+        validate_topic_name(name)
+        if name in self._topics:
+            raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        key = _collision_key(name)
+        for other in self._topics:
+            if _collision_key(other) == key:
+                raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION,
+                                 f"Topic '{name}' collides with existing topic: {other}")
+        if partitions <= 0:
+            raise TopicError(ErrorCode.INVALID_PARTITIONS,
+                             "Number of partitions was set to an invalid non-positive value.")
+        try:
+            LogConfig.from_dict(dict(configs), self._defaults)
+        except InvalidConfig as exc:
+            raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from exc
+
+    def create(self, name: str, partitions: int, configs: Mapping[str, str] | None = None
+               ) -> Topic:
+        configs = dict(configs or {})
+        self.check_new_topic(name, partitions, configs)
+        topic = Topic(name, new_topic_id(), partitions, configs)
+        self._topics[name] = topic
+        self._by_id[topic.topic_id] = topic
+        self._save()
+        for partition in range(partitions):
+            self._create_log(topic, partition)
+        return topic
+
+    def add_partitions(self, name: str, total: int) -> Topic:
+        topic = self._require(name)
+        if total < topic.partitions:
+            raise TopicError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"Topic currently has {topic.partitions} partitions, which is higher than the "
+                f"requested {total}.")
+        if total == topic.partitions:
+            raise TopicError(ErrorCode.INVALID_PARTITIONS,
+                             f"Topic already has {topic.partitions} partitions.")
+        old = topic.partitions
+        topic.partitions = total
+        self._save()
+        for partition in range(old, total):
+            self._create_log(topic, partition)
+        return topic
+
+    def set_configs(self, name: str, configs: Mapping[str, str]) -> Topic:
+        """Replace the topic's config overrides (validated first)."""
+        topic = self._require(name)
+        try:
+            config = LogConfig.from_dict(dict(configs), self._defaults)
+        except InvalidConfig as exc:
+            raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from exc
+        topic.configs = dict(configs)
+        self._save()
+        self._logs.update_config(name, config)
+        return topic
+
+    def delete(self, name: str) -> Topic:
+        topic = self._require(name)
+        del self._topics[name]
+        del self._by_id[topic.topic_id]
+        self._save()
+        for partition in range(topic.partitions):
+            self._logs.delete_log(name, partition)
+        return topic
+
+    def _require(self, name: str) -> Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                             "This server does not host this topic-partition.")
+        return topic
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def _create_log(self, topic: Topic, partition: int) -> PartitionLog:
+        log = self._logs.get_or_create_log(topic.name, partition, self.log_config(topic.name))
+        meta = Path(log.dir) / PARTITION_METADATA_FILE
+        if not meta.exists():
+            _write_atomically(
+                meta, f"version: 0\ntopic_id: {topic_id_to_base64(topic.topic_id)}\n")
+        return log
+
+    def _save(self) -> None:
+        data = {
+            "version": 1,
+            "topics": {
+                t.name: {"id": topic_id_to_base64(t.topic_id), "partitions": t.partitions,
+                         "configs": t.configs}
+                for t in self._topics.values()
+            },
+        }
+        _write_atomically(self._path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    def _load(self) -> None:
+        if self._path.exists():
+            data = json.loads(self._path.read_text(encoding="utf-8"))
+            for name, entry in data.get("topics", {}).items():
+                topic = Topic(name, topic_id_from_base64(entry["id"]), int(entry["partitions"]),
+                              dict(entry.get("configs", {})))
+                self._topics[name] = topic
+                self._by_id[topic.topic_id] = topic
+        adopted = False
+        for tp, log in self._logs.all_logs():
+            topic = self._topics.get(tp.topic)
+            if topic is None:
+                topic_id = _read_partition_metadata(Path(log.dir)) or new_topic_id()
+                topic = Topic(tp.topic, topic_id, 0)
+                self._topics[tp.topic] = topic
+                self._by_id[topic_id] = topic
+                adopted = True
+            if tp.partition >= topic.partitions:
+                topic.partitions = tp.partition + 1
+                adopted = True
+        if adopted:
+            self._save()
+
+
+def _read_partition_metadata(directory: Path) -> uuid.UUID | None:
+    try:
+        text = (directory / PARTITION_METADATA_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "topic_id" and value.strip():
+            try:
+                return topic_id_from_base64(value.strip())
+            except ValueError:
+                return None
+    return None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

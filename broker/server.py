@@ -1,0 +1,124 @@
+"""The broker: its state, its listeners, and their connections.
+
+`Broker` owns everything the handlers share: configuration, the log manager, the topic
+registry, the waiters of long-polling fetches, and the cluster identity (kept in each log
+dir's `meta.properties`). `Broker.serve` opens one `trio.serve_tcp` per entry of
+`listeners`, runs a `Connection` per client, and runs the periodic log work (retention,
+flushes, checkpoints) in the same nursery. Blocking disk work (fsync, deleting files) runs
+in worker threads so that the trio thread never waits on the disk.
+
+On cancellation (SIGTERM/SIGINT in the CLI) the listeners stop accepting, each connection
+finishes the response it is writing (writes are shielded), and `close()` flushes every log,
+writes the checkpoints and the clean-shutdown marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+
+import trio
+
+from broker.config import BrokerConfig, Listener, topic_defaults
+from broker.connection import Connection
+from broker.handlers import load_all
+from broker.metadata import TopicRegistry
+from broker.waiters import AppendWaiters
+from storage import LogManager
+
+log = logging.getLogger("odradek.server")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig) -> None:
+        load_all()
+        self.config = config
+        self.node_id: int = config["node.id"]
+        self.clock = wall_clock_ms
+        started = time.monotonic()
+        self.logs = LogManager(config.log_dirs, node_id=self.node_id, clock=self.clock)
+        self.cluster_id: str = self.logs.cluster_id or ""
+        self.topics = TopicRegistry(self.logs, topic_defaults(config))
+        self.waiters = AppendWaiters()
+        #: (listener, bound port) for each listener, once serving.
+        self.bound: list[tuple[Listener, int]] = []
+        self._closed = False
+        log.info("loaded logs partitions=%d topics=%d log.dirs=%s seconds=%.3f",
+                 len(self.logs), len(self.topics), ",".join(self.logs.log_dirs),
+                 time.monotonic() - started)
+
+    def advertised(self) -> list[tuple[str, str, int]]:
+        """(listener name, host, port) as clients should reach this broker.
+
+        A port of 0 in `advertised.listeners` (or in `listeners` when no advertised
+        listeners are set) means the port that was actually bound.
+        """
+        bound = {listener.name: port for listener, port in self.bound}
+        out = []
+        for listener in self.config.advertised_listeners:
+            port = listener.port or bound.get(listener.name, listener.port)
+            host = listener.host or "localhost"
+            out.append((listener.name, host, port))
+        return out
+
+    async def handle_stream(self, stream: trio.abc.Stream) -> None:
+        await Connection(self, stream).serve()
+
+    async def serve(self, *, task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED
+                    ) -> None:
+        """Serve every listener until cancelled; `task_status.started` gets the bound ports."""
+        try:
+            async with trio.open_nursery() as nursery:
+                ports = []
+                for listener in self.config.listeners:
+                    host = listener.host or None
+                    listeners = await nursery.start(
+                        partial(trio.serve_tcp, self.handle_stream, listener.port, host=host))
+                    port = listeners[0].socket.getsockname()[1]
+                    self.bound.append((listener, port))
+                    ports.append(port)
+                    log.info("listening name=%s host=%s port=%d", listener.name,
+                             listener.host or "*", port)
+                nursery.start_soon(self._log_maintenance)
+                task_status.started(ports)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.close)
+
+    async def _log_maintenance(self) -> None:
+        """Retention every `log.retention.check.interval.ms`; flushes and checkpoints."""
+        retention_every = self.config["log.retention.check.interval.ms"] / 1000
+        checkpoint_every = self.config["log.flush.offset.checkpoint.interval.ms"] / 1000
+        flush_every = min(self.config["log.flush.scheduler.interval.ms"] / 1000, 3600.0)
+        next_retention = trio.current_time() + retention_every
+        next_checkpoint = trio.current_time() + checkpoint_every
+        next_flush = trio.current_time() + flush_every
+        while True:
+            await trio.sleep_until(min(next_retention, next_checkpoint, next_flush))
+            now = trio.current_time()
+            if now >= next_retention:
+                next_retention = now + retention_every
+                await trio.to_thread.run_sync(self.logs.cleanup_logs, self.clock())
+            if now >= next_flush:
+                next_flush = now + flush_every
+                await trio.to_thread.run_sync(self.logs.flush_dirty_logs, self.clock())
+            if now >= next_checkpoint:
+                next_checkpoint = now + checkpoint_every
+                await trio.to_thread.run_sync(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        self.logs.checkpoint_recovery_points()
+        self.logs.checkpoint_log_start_offsets()
+
+    def close(self) -> None:
+        """Flush every log, write checkpoints and the clean-shutdown marker. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.logs.shutdown()
+        log.info("logs closed cleanly")

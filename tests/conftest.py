@@ -1,0 +1,40 @@
+"""Shared fixtures: a broker served in the test's own trio nursery on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+
+from broker.config import BrokerConfig
+from broker.server import Broker
+
+
+class RunningBroker:
+    def __init__(self, broker: Broker, port: int) -> None:
+        self.broker = broker
+        self.host = "127.0.0.1"
+        self.port = port
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@pytest.fixture
+def broker_config(tmp_path) -> dict[str, Any]:
+    """Config for the `broker` fixture; tests may change it before the broker starts."""
+    return {
+        "listeners": "PLAINTEXT://127.0.0.1:0",
+        "log.dirs": str(tmp_path / "data"),
+    }
+
+
+@pytest.fixture
+async def broker(nursery: trio.Nursery, broker_config: dict[str, Any]
+                 ) -> AsyncIterator[RunningBroker]:
+    instance = Broker(BrokerConfig(broker_config))
+    ports = await nursery.start(instance.serve)
+    yield RunningBroker(instance, ports[0])
