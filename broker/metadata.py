@@ -266,8 +266,10 @@ class TopicRegistry:
                 self._by_id[topic.topic_id] = topic
         adopted = False
         for tp, log in self._logs.all_logs():
-            topic = self._topics.get(tp.topic)
-            if topic is None:
+            found = self._topics.get(tp.topic)
+            if found is not None:
+                topic = found
+            else:
                 topic_id = _read_partition_metadata(Path(log.dir)) or new_topic_id()
                 topic = Topic(tp.topic, topic_id, 0)
                 self._topics[tp.topic] = topic

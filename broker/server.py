@@ -15,6 +15,7 @@ writes the checkpoints and the clean-shutdown marker.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from functools import partial
 
@@ -41,7 +42,7 @@ class Broker:
         self.node_id: int = config["node.id"]
         self.clock = wall_clock_ms
         started = time.monotonic()
-        self.logs = LogManager(config.log_dirs, node_id=self.node_id, clock=self.clock)
+        self.logs = LogManager(list[str | os.PathLike[str]](config.log_dirs), node_id=self.node_id, clock=self.clock)
         self.cluster_id: str = self.logs.cluster_id or ""
         self.topics = TopicRegistry(self.logs, topic_defaults(config))
         self.waiters = AppendWaiters()

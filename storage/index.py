@@ -243,7 +243,9 @@ class _Index:
                 lo = mid
             else:
                 return mid
-        if not upper:
+        if not upper or unpack(mm, lo * es)[field] == target:
+            # The search can end on an exact match without probing it (lo == hi from the
+            # start): that entry is the answer either way.
             return lo
         return -1 if lo == entries - 1 else lo + 1
 

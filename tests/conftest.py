@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import os
+
 import pytest
 import trio
+from hypothesis import settings
 
 from broker.config import BrokerConfig
 from broker.server import Broker
+
+
+# CI runs are reproducible: Hypothesis uses fixed seeds there, and explores freely elsewhere.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 class RunningBroker:
