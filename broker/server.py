@@ -42,7 +42,8 @@ class Broker:
         self.node_id: int = config["node.id"]
         self.clock = wall_clock_ms
         started = time.monotonic()
-        self.logs = LogManager(list[str | os.PathLike[str]](config.log_dirs), node_id=self.node_id, clock=self.clock)
+        log_dirs: list[str | os.PathLike[str]] = list(config.log_dirs)
+        self.logs = LogManager(log_dirs, node_id=self.node_id, clock=self.clock)
         self.cluster_id: str = self.logs.cluster_id or ""
         self.topics = TopicRegistry(self.logs, topic_defaults(config))
         self.waiters = AppendWaiters()

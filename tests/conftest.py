@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any
-
-import os
 
 import pytest
 import trio
@@ -13,7 +12,6 @@ from hypothesis import settings
 
 from broker.config import BrokerConfig
 from broker.server import Broker
-
 
 # CI runs are reproducible: Hypothesis uses fixed seeds there, and explores freely elsewhere.
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
@@ -47,3 +45,13 @@ async def broker(nursery: trio.Nursery, broker_config: dict[str, Any]
     instance = Broker(BrokerConfig(broker_config))
     ports = await nursery.start(instance.serve)
     yield RunningBroker(instance, ports[0])
+
+
+@pytest.fixture
+async def wire(broker: RunningBroker) -> AsyncIterator[Any]:
+    """A `tests.wire.WireClient` connected to the `broker` fixture."""
+    from tests.wire import WireClient
+
+    client = await WireClient.connect(broker.host, broker.port)
+    yield client
+    await client.aclose()

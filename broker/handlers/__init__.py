@@ -46,7 +46,10 @@ def handles(api_key: int, min_version: int, max_version: int) -> Callable[[Handl
 
 
 def load_all() -> dict[int, Registration]:
-    """Import every handler module so that the registry is complete."""
-    from broker.handlers import api_versions  # noqa: F401
+    """Import every handler module in this package so that the registry is complete."""
+    import importlib
+    import pkgutil
 
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
     return REGISTRY
