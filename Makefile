@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-all lint codegen bench clean
+.PHONY: install sysdeps run test test-all lint codegen bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +14,33 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# System packages the tests use: kcat (and python3-venv, which Debian ships apart).
+# Idempotent: installs with apt-get only what is missing, and only as root; otherwise says
+# what to install. Tests that need kcat fail under CI (CI=1, as .ci/run sets) without it.
+SYSDEPS_MISSING = $(strip $(if $(shell command -v kcat 2>/dev/null),,kcat) \
+	$(if $(shell $(PYTHON) -c 'import ensurepip' 2>/dev/null && echo ok),,python3-venv))
+sysdeps:
+	@if [ -z "$(SYSDEPS_MISSING)" ]; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(SYSDEPS_MISSING) with apt-get"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSDEPS_MISSING); \
+	else \
+		echo "missing system packages: $(SYSDEPS_MISSING)." \
+		     "Install them (Debian/Ubuntu: sudo apt-get install $(SYSDEPS_MISSING));" \
+		     "tests that need kcat fail under CI and are skipped elsewhere." >&2; \
+	fi
+
 # Start the broker on localhost:9092 with its data in ./data.
 run: $(STAMP)
 	$(VENV)/bin/odradek serve --override log.dirs=$(CURDIR)/data
 
 # The test suite that CI runs (slow-marked tests excluded).
-test: $(STAMP)
+test: sysdeps $(STAMP)
 	$(PY) -m pytest
 
 # Everything, including slow-marked tests (large fuzzing budgets).
-test-all: $(STAMP)
+test-all: sysdeps $(STAMP)
 	$(PY) -m pytest -m ''
 
 lint: $(STAMP)

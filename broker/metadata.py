@@ -45,6 +45,11 @@ MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 #: Kafka's internal topics (`Topic.isInternal`).
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+#: KRaft's metadata log; no client may create it (`ControllerApis.createTopics`).
+CLUSTER_METADATA_TOPIC = "__cluster_metadata"
+#: Kafka's `ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`: the most partitions one
+#: CreateTopics request, or one topic of a CreatePartitions request, may add.
+MAX_PARTITIONS_PER_REQUEST = 10_000
 
 
 class TopicError(Exception):
@@ -57,22 +62,31 @@ class TopicError(Exception):
 
 
 def validate_topic_name(name: str) -> None:
+    """Kafka's `Topic.validate`, with its 4.x messages."""
+    prefix = "Topic name is invalid: "
     if not name:
         raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION,
-                         "Topic name is illegal, it can't be empty")
+                         prefix + "the empty string is not allowed")
     if name in (".", ".."):
-        raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION,
-                         "Topic name cannot be \".\" or \"..\"")
+        raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"{prefix}'{name}' is not allowed")
     if len(name) > MAX_TOPIC_NAME_LENGTH:
         raise TopicError(
             ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters,"
-            f" topic name: {name}")
+            f"{prefix}the length of '{name}' is longer than the max allowed length "
+            f"{MAX_TOPIC_NAME_LENGTH}")
     if not _LEGAL_TOPIC.fullmatch(name):
         raise TopicError(
             ErrorCode.INVALID_TOPIC_EXCEPTION,
-            f"Topic name \"{name}\" is illegal, it contains a character other than ASCII "
-            "alphanumerics, '.', '_' and '-'")
+            f"{prefix}'{name}' contains one or more characters other than ASCII alphanumerics, "
+            "'.', '_' and '-'")
+
+
+def is_valid_topic_name(name: str) -> bool:
+    try:
+        validate_topic_name(name)
+    except TopicError:
+        return False
+    return True
 
 
 def _collision_key(name: str) -> str:
@@ -119,6 +133,8 @@ class TopicRegistry:
         self._path = Path(log_manager.log_dirs[0]) / METADATA_FILE
         self._topics: dict[str, Topic] = {}
         self._by_id: dict[uuid.UUID, Topic] = {}
+        #: Names by their `.`/`_`-unified form, to refuse colliding names.
+        self._by_collision_key: dict[str, str] = {}
         self._load()
 
     # -- queries ---------------------------------------------------------------------------
@@ -160,52 +176,75 @@ class TopicRegistry:
 
     # -- changes ---------------------------------------------------------------------------
 
-    def check_new_topic(self, name: str, partitions: int, configs: Mapping[str, str]) -> None:
-        """Raise `TopicError` if `create` would refuse these arguments."""
+    def check_new_topic(self, name: str, partitions: int,
+                        configs: Mapping[str, str | None]) -> LogConfig:
+        """Raise `TopicError` if `create` would refuse these arguments; else the topic's
+        config. Checks run in Kafka's order: name, existence, collision, configs, partitions."""
         validate_topic_name(name)
         if name in self._topics:
             raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-        key = _collision_key(name)
-        for other in self._topics:
-            if _collision_key(other) == key:
-                raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION,
-                                 f"Topic '{name}' collides with existing topic: {other}")
+        other = self._by_collision_key.get(_collision_key(name))
+        if other is not None:
+            raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION,
+                             f"Topic '{name}' collides with existing topic: {other}")
+        config = self.check_configs(configs)
         if partitions <= 0:
             raise TopicError(ErrorCode.INVALID_PARTITIONS,
                              "Number of partitions was set to an invalid non-positive value.")
+        return config
+
+    def check_configs(self, configs: Mapping[str, str | None]) -> LogConfig:
+        """Topic config overrides as Kafka validates them on creation (INVALID_CONFIG)."""
+        for key, value in configs.items():
+            if value is None:
+                raise TopicError(ErrorCode.INVALID_CONFIG,
+                                 f"Null value not supported for topic configs: {key}")
         try:
-            LogConfig.from_dict(dict(configs), self._defaults)
+            return LogConfig.from_dict(dict(configs), self._defaults)
         except InvalidConfig as exc:
             raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from exc
 
-    def create(self, name: str, partitions: int, configs: Mapping[str, str] | None = None
-               ) -> Topic:
+    def create(self, name: str, partitions: int, configs: Mapping[str, str] | None = None,
+               topic_id: uuid.UUID | None = None) -> Topic:
         configs = dict(configs or {})
         self.check_new_topic(name, partitions, configs)
-        topic = Topic(name, new_topic_id(), partitions, configs)
-        self._topics[name] = topic
-        self._by_id[topic.topic_id] = topic
+        topic = Topic(name, topic_id or new_topic_id(), partitions, configs)
+        self._add(topic)
         self._save()
         for partition in range(partitions):
             self._create_log(topic, partition)
         return topic
 
-    def add_partitions(self, name: str, total: int) -> Topic:
+    def check_add_partitions(self, name: str, total: int) -> Topic:
+        """Raise `TopicError` if `add_partitions(name, total)` would refuse; else the topic.
+        Kafka's messages (`ReplicationControlManager.createPartitions`)."""
         topic = self._require(name)
+        if total == topic.partitions:
+            raise TopicError(ErrorCode.INVALID_PARTITIONS,
+                             f"Topic already has {topic.partitions} partition(s).")
         if total < topic.partitions:
             raise TopicError(
                 ErrorCode.INVALID_PARTITIONS,
-                f"Topic currently has {topic.partitions} partitions, which is higher than the "
-                f"requested {total}.")
-        if total == topic.partitions:
-            raise TopicError(ErrorCode.INVALID_PARTITIONS,
-                             f"Topic already has {topic.partitions} partitions.")
+                f"The topic {name} currently has {topic.partitions} partition(s); {total} would "
+                "not be an increase.")
+        return topic
+
+    def add_partitions(self, name: str, total: int) -> Topic:
+        topic = self.check_add_partitions(name, total)
         old = topic.partitions
         topic.partitions = total
         self._save()
         for partition in range(old, total):
             self._create_log(topic, partition)
         return topic
+
+    def set_defaults(self, topic_defaults: Mapping[str, str]) -> None:
+        """New broker-level topic defaults (dynamic broker configs): every topic's logs
+        follow them, except for the configs the topic overrides."""
+        self._defaults = dataclasses.replace(
+            LogConfig.from_dict(dict(topic_defaults)), overridden=frozenset())
+        for topic in self._topics.values():
+            self._logs.update_config(topic.name, self.log_config(topic.name))
 
     def set_configs(self, name: str, configs: Mapping[str, str]) -> Topic:
         """Replace the topic's config overrides (validated first)."""
@@ -223,10 +262,22 @@ class TopicRegistry:
         topic = self._require(name)
         del self._topics[name]
         del self._by_id[topic.topic_id]
+        key = _collision_key(name)
+        if self._by_collision_key.get(key) == name:
+            del self._by_collision_key[key]
+            for other in self._topics:  # another name may share the key (data dir adoption)
+                if _collision_key(other) == key:
+                    self._by_collision_key[key] = other
+                    break
         self._save()
         for partition in range(topic.partitions):
             self._logs.delete_log(name, partition)
         return topic
+
+    def _add(self, topic: Topic) -> None:
+        self._topics[topic.name] = topic
+        self._by_id[topic.topic_id] = topic
+        self._by_collision_key.setdefault(_collision_key(topic.name), topic.name)
 
     def _require(self, name: str) -> Topic:
         topic = self._topics.get(name)
@@ -260,10 +311,8 @@ class TopicRegistry:
         if self._path.exists():
             data = json.loads(self._path.read_text(encoding="utf-8"))
             for name, entry in data.get("topics", {}).items():
-                topic = Topic(name, topic_id_from_base64(entry["id"]), int(entry["partitions"]),
-                              dict(entry.get("configs", {})))
-                self._topics[name] = topic
-                self._by_id[topic.topic_id] = topic
+                self._add(Topic(name, topic_id_from_base64(entry["id"]),
+                                int(entry["partitions"]), dict(entry.get("configs", {}))))
         adopted = False
         for tp, log in self._logs.all_logs():
             found = self._topics.get(tp.topic)
@@ -272,8 +321,7 @@ class TopicRegistry:
             else:
                 topic_id = _read_partition_metadata(Path(log.dir)) or new_topic_id()
                 topic = Topic(tp.topic, topic_id, 0)
-                self._topics[tp.topic] = topic
-                self._by_id[topic_id] = topic
+                self._add(topic)
                 adopted = True
             if tp.partition >= topic.partitions:
                 topic.partitions = tp.partition + 1

@@ -1,0 +1,70 @@
+"""Shared helpers for tests that drive the broker with real Kafka clients over a real socket.
+
+Fixtures (on top of tests/conftest.py's `broker`, `broker_config` and `wire`):
+- `kcat`: the path of the `kcat` binary. Without one, the test FAILS under CI (`CI` set,
+  as `.ci/run` does; `make sysdeps` installs it) and is skipped elsewhere.
+- `make_topic`: `make_topic("name", partitions=1, **{"retention.ms": "1000"})` creates a
+  topic through the registry (no client needed) and returns its `broker.metadata.Topic`.
+
+Helpers:
+- `await in_thread(fn, *args, **kwargs)`: run a blocking client call (kafka-python,
+  confluent-kafka) in a worker thread, keeping the broker's trio loop serving.
+- `await in_asyncio(async_fn, *args, **kwargs)`: run an asyncio client coroutine (aiokafka)
+  in its own event loop in a worker thread.
+- `await run_kcat(kcat, *args, stdin=b"")`: run kcat to completion (bounded by
+  `KCAT_TIMEOUT_S`), returning the `subprocess.CompletedProcess` with stdout and stderr.
+
+Give real clients generous but bounded timeouts (the test timeout is 120 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any, TypeVar
+
+import pytest
+import trio
+
+from broker.metadata import Topic
+
+T = TypeVar("T")
+KCAT_TIMEOUT_S = 60
+
+
+@pytest.fixture
+def kcat() -> str:
+    path = shutil.which("kcat")
+    if path is None:
+        message = "kcat is not installed (run `make sysdeps`, or apt-get install kcat)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def make_topic(broker: Any) -> Callable[..., Topic]:
+    def make(name: str, partitions: int = 1, **configs: str) -> Topic:
+        return broker.broker.topics.create(name, partitions, configs)
+
+    return make
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await trio.to_thread.run_sync(partial(fn, *args, **kwargs))
+
+
+async def in_asyncio(async_fn: Callable[..., Coroutine[Any, Any, T]], *args: Any,
+                     **kwargs: Any) -> T:
+    return await trio.to_thread.run_sync(lambda: asyncio.run(async_fn(*args, **kwargs)))
+
+
+async def run_kcat(kcat: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(KCAT_TIMEOUT_S):
+        return await trio.run_process([kcat, *args], stdin=stdin, capture_stdout=True,
+                                      capture_stderr=True, check=False)
