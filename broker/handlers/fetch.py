@@ -1,0 +1,287 @@
+"""Fetch (key 1), versions 4-18.
+
+Serves consumers from the local log; record bytes are never copied: each partition's
+records are the `FileSlice` that `PartitionLog.read` cut, passed through the codec as its
+own chunk and `sendfile`d by the connection.
+
+What a fetch does, as Kafka's `KafkaApis.handleFetchRequest` and `ReplicaManager.readFromLog`:
+
+* Topics by name (v4-12) or by id (v13+; an unknown id -> UNKNOWN_TOPIC_ID, the response
+  echoes the id and no name). Unknown topics/partitions -> UNKNOWN_TOPIC_OR_PARTITION.
+  Partitions that fail this lookup are answered after the partitions that were read.
+* Incremental fetch sessions (v7+): `broker.fetch_sessions`, see `broker.fetch_sessions`.
+* Size limits (KIP-74): the request's `max_bytes` (capped by the broker's
+  `fetch.max.bytes`) is shared by the partitions in order, each also capped by its own
+  `partition_max_bytes`; the first batch of the first partition that has data is returned
+  whole even when it is larger than either limit. Reads stop at the end of a segment (as
+  Kafka's do) and return whole batches only (Kafka may end a response with a partial
+  batch, which clients skip). A negative limit is UNKNOWN_SERVER_ERROR for the partition.
+* Per partition, in Kafka's order: `current_leader_epoch` (v9+) above our epoch 0 ->
+  UNKNOWN_LEADER_EPOCH (negative values are "no epoch"); a replica fetch (replica id >= 0)
+  -> NOT_LEADER_OR_FOLLOWER (v16+ also fills `current_leader`); `last_fetched_epoch`
+  (v12+) other than 0 -> OFFSET_OUT_OF_RANGE, and 0 with a fetch offset past the log end
+  -> `diverging_epoch` (0, log end offset); a fetch offset outside [log start, log end]
+  -> OFFSET_OUT_OF_RANGE. A partition that fails after lookup reports high watermark,
+  last stable offset and log start offset -1 and null aborted transactions.
+* `last_stable_offset` is the high watermark (no transactions yet); aborted transactions
+  are null for read_uncommitted and an empty list for read_committed.
+  `preferred_read_replica` is always -1.
+* Long poll: when no partition failed and fewer than `min_bytes` could be returned, the
+  request waits on `broker.waiters` for an append to one of its partitions or for
+  `max_wait_ms`, then reads again (only this connection waits, as in Kafka, where a
+  connection's next request is not read until its fetch is answered). While waiting, the
+  bytes that count are those available to each partition up to its own limit (Kafka's
+  DelayedFetch); a partition that starts failing (deleted, truncated) ends the wait.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from broker.context import RequestContext
+from broker.fetch_sessions import ZERO_UUID, FetchContext, FetchTarget, Key, partition_key
+from broker.handlers import handles
+from protocol.errors import ErrorCode
+from protocol.messages.fetch_request import FetchRequest
+from protocol.messages.fetch_response import (
+    EpochEndOffset,
+    FetchableTopicResponse,
+    FetchResponse,
+    LeaderIdAndEpoch,
+    PartitionData,
+)
+from storage.errors import OffsetOutOfRange, StorageError
+
+API_KEY = 1
+#: A one-node cluster: every partition's leader epoch.
+LEADER_EPOCH = 0
+READ_COMMITTED = 1
+
+
+def _targets(version: int, request: FetchRequest) -> tuple[dict[Key, FetchTarget], list[Key]]:
+    """The request's partitions (a later duplicate replaces an earlier one in place, as in
+    Kafka's LinkedHashMap) and the partitions it asks a session to forget."""
+    by_id = version >= 13
+    targets: dict[Key, FetchTarget] = {}
+    for topic in request.topics:
+        name = "" if by_id else topic.topic
+        topic_id = topic.topic_id if by_id else ZERO_UUID
+        for p in topic.partitions:
+            target = FetchTarget(
+                topic=name, topic_id=topic_id, partition=p.partition,
+                fetch_offset=p.fetch_offset, log_start_offset=p.log_start_offset,
+                max_bytes=p.partition_max_bytes, current_leader_epoch=p.current_leader_epoch,
+                last_fetched_epoch=p.last_fetched_epoch)
+            targets[target.key] = target
+    forget: list[Key] = []
+    for forgotten in request.forgotten_topics_data:
+        for partition in forgotten.partitions:
+            if by_id:
+                forget.append(partition_key("", forgotten.topic_id, partition))
+            else:
+                forget.append(partition_key(forgotten.topic, ZERO_UUID, partition))
+    return targets, forget
+
+
+def _failed(partition: int, error: ErrorCode, *, aborted: list[Any] | None) -> PartitionData:
+    return PartitionData(
+        partition_index=partition, error_code=error, high_watermark=-1, last_stable_offset=-1,
+        log_start_offset=-1, aborted_transactions=aborted, records=b"")
+
+
+class _Fetch:
+    """One Fetch request being served: its resolved partitions, its reads."""
+
+    def __init__(self, ctx: RequestContext, request: FetchRequest, context: FetchContext
+                 ) -> None:
+        self.ctx = ctx
+        self.broker = ctx.broker
+        self.version = ctx.api_version
+        self.request = request
+        replica_id = request.replica_state.replica_id if self.version >= 15 \
+            else request.replica_id
+        self.from_follower = replica_id >= 0
+        self.read_committed = request.isolation_level == READ_COMMITTED
+        self.max_bytes = min(request.max_bytes, self.broker.config["fetch.max.bytes"])
+        self.min_bytes = min(request.min_bytes, self.max_bytes)
+        #: (target, topic name) of each partition that existed when the request came.
+        self.readable: list[tuple[FetchTarget, str]] = []
+        #: partitions that failed the lookup, answered last.
+        self.erroneous: list[tuple[FetchTarget, PartitionData]] = []
+        topics = self.broker.topics
+        for target in context.targets():
+            if self.version >= 13:
+                topic = topics.by_id(target.topic_id)
+                if topic is None:
+                    self.erroneous.append((target, _failed(
+                        target.partition, ErrorCode.UNKNOWN_TOPIC_ID, aborted=[])))
+                    continue
+                name = topic.name
+            else:
+                name = target.topic
+            log = topics.log(name, target.partition)
+            if log is None:
+                self.erroneous.append((target, _failed(
+                    target.partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, aborted=[])))
+                continue
+            self.readable.append((target, name))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _check(self, target: FetchTarget, log: Any) -> PartitionData | None:
+        """The failure or divergence Kafka reports before reading, if any."""
+        partition = target.partition
+        if target.current_leader_epoch > LEADER_EPOCH:
+            return _failed(partition, ErrorCode.UNKNOWN_LEADER_EPOCH, aborted=None)
+        if self.from_follower:
+            failed = _failed(partition, ErrorCode.NOT_LEADER_OR_FOLLOWER, aborted=None)
+            if self.version >= 16:
+                failed.current_leader = LeaderIdAndEpoch(
+                    leader_id=self.broker.node_id, leader_epoch=LEADER_EPOCH)
+            return failed
+        if target.last_fetched_epoch >= 0:
+            if target.last_fetched_epoch != LEADER_EPOCH:
+                # The end offset of an epoch we never had cannot be determined.
+                return _failed(partition, ErrorCode.OFFSET_OUT_OF_RANGE, aborted=None)
+            end = log.log_end_offset
+            if end < target.fetch_offset:
+                hw = log.high_watermark
+                return PartitionData(
+                    partition_index=partition, high_watermark=hw, last_stable_offset=hw,
+                    log_start_offset=log.log_start_offset,
+                    aborted_transactions=[] if self.read_committed else None,
+                    diverging_epoch=EpochEndOffset(epoch=LEADER_EPOCH, end_offset=end),
+                    records=b"")
+        return None
+
+    def _log(self, target: FetchTarget, name: str) -> Any:
+        """The partition's log now, or the error for a partition that went away."""
+        topics = self.broker.topics
+        if self.version >= 13:
+            topic = topics.by_id(target.topic_id)
+            if topic is None:
+                return _failed(target.partition, ErrorCode.UNKNOWN_TOPIC_ID, aborted=None)
+            name = topic.name
+        log = topics.log(name, target.partition)
+        if log is None:
+            return _failed(target.partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, aborted=None)
+        return log
+
+    def _read_one(self, target: FetchTarget, name: str, limit: int, min_one: bool
+                  ) -> PartitionData:
+        log = self._log(target, name)
+        if isinstance(log, PartitionData):
+            return log
+        checked = self._check(target, log)
+        if checked is not None:
+            return checked
+        partition = target.partition
+        max_bytes = min(target.max_bytes, limit)
+        if max_bytes < 0:
+            return _failed(partition, ErrorCode.UNKNOWN_SERVER_ERROR, aborted=None)
+        try:
+            info = log.read(target.fetch_offset, max_bytes, max_offset=log.high_watermark,
+                            min_one_message=min_one)
+        except OffsetOutOfRange:
+            return _failed(partition, ErrorCode.OFFSET_OUT_OF_RANGE, aborted=None)
+        except StorageError as exc:
+            code = ErrorCode(exc.error_code)
+            if code == ErrorCode.KAFKA_STORAGE_ERROR and self.version <= 5:
+                code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+            return _failed(partition, code, aborted=None)
+        # Reads stop at a segment's end, as Kafka's do: one slice per partition.
+        records = info.slices[0] if info.slices else b""
+        return PartitionData(
+            partition_index=partition, high_watermark=info.high_watermark,
+            last_stable_offset=info.high_watermark, log_start_offset=info.log_start_offset,
+            aborted_transactions=[] if self.read_committed else None, records=records)
+
+    def read(self) -> tuple[list[tuple[FetchTarget, PartitionData]], int, bool]:
+        """Read every partition: (results, bytes read, whether to answer at once)."""
+        results = []
+        limit = self.max_bytes
+        min_one = True
+        total = 0
+        done = False
+        for target, name in self.readable:
+            data = self._read_one(target, name, limit, min_one)
+            size = len(data.records) if data.records is not None else 0
+            if size > 0:
+                min_one = False
+            limit = max(0, limit - size)
+            total += size
+            if data.error_code != ErrorCode.NONE or data.diverging_epoch.epoch != -1:
+                done = True
+            results.append((target, data))
+        return results, total, done
+
+    def available(self) -> tuple[int, bool]:
+        """Bytes each partition could return within its own limit (Kafka's DelayedFetch
+        estimate) and whether any partition now fails."""
+        total = 0
+        for target, name in self.readable:
+            data = self._read_one(target, name, max(target.max_bytes, 0), True)
+            if data.error_code != ErrorCode.NONE or data.diverging_epoch.epoch != -1:
+                return total, True
+            size = len(data.records) if data.records is not None else 0
+            total += min(size, target.max_bytes)
+        return total, False
+
+    async def run(self) -> list[tuple[FetchTarget, PartitionData]]:
+        results, total, done = self.read()
+        wait_ms = self.request.max_wait_ms
+        if not (done or not self.readable or wait_ms <= 0 or total >= self.min_bytes):
+            deadline = trio.current_time() + wait_ms / 1000
+            keys = [(name, target.partition) for target, name in self.readable]
+            while True:
+                remaining = deadline - trio.current_time()
+                if remaining <= 0:
+                    break
+                if not await self.broker.waiters.wait(keys, remaining):
+                    break
+                available, failing = self.available()
+                if failing or available >= self.min_bytes:
+                    break
+            results, _total, _done = self.read()
+        return results + self.erroneous
+
+    # -- the response ----------------------------------------------------------------------
+
+    def response(self, error: ErrorCode, session_id: int,
+                 results: list[tuple[FetchTarget, PartitionData]]) -> FetchResponse:
+        by_id = self.version >= 13
+        topics: list[FetchableTopicResponse] = []
+        previous: Key | None = None
+        for target, data in results:
+            topic_key = (target.topic_id, 0) if by_id else (target.topic, 0)
+            if topics and topic_key == previous:
+                topics[-1].partitions.append(data)
+                continue
+            previous = topic_key
+            topics.append(FetchableTopicResponse(
+                topic="" if by_id else target.topic,
+                topic_id=target.topic_id if by_id else ZERO_UUID,
+                partitions=[data]))
+        response = FetchResponse(responses=topics)
+        if self.version >= 7:
+            response.error_code = error
+            response.session_id = session_id
+        return response
+
+
+@handles(API_KEY, 4, 18)
+async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
+    version = ctx.api_version
+    targets, forget = _targets(version, request)
+    replica_id = request.replica_state.replica_id if version >= 15 else request.replica_id
+    context = ctx.broker.fetch_sessions.new_context(
+        version, request.session_id, request.session_epoch, replica_id >= 0, targets, forget)
+    fetch = _Fetch(ctx, request, context)
+    if context.error != ErrorCode.NONE:
+        error, session_id, _ = context.respond([])
+        return fetch.response(error, session_id, [])
+    results = await fetch.run()
+    error, session_id, sent = context.respond(results)
+    return fetch.response(error, session_id, sent)
