@@ -2,8 +2,10 @@
 
 How this works
 --------------
-`PartitionLog` is Kafka's `UnifiedLog` + `LocalLog` + `LogLoader` without replication,
-tiered storage or producer state (yet). Its words are offsets, batch bytes and file slices.
+`PartitionLog` is Kafka's `UnifiedLog` + `LocalLog` + `LogLoader` without replication or
+tiered storage. Its words are offsets, batch bytes and file slices. Idempotent producer
+state (`storage/producer_state.py`) is checked on append, snapshotted at each roll and at a
+clean shutdown, rebuilt on load, truncation and deletion (`_rebuild_producer_state`).
 
 * **Append**: the caller passes whole v2 batches (as produced by a client, baseOffset
   ignored). Each is checked (length, magic 2, `max.message.bytes`, CRC), the log rolls if
@@ -43,12 +45,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from protocol.errors import ProtocolError
 from protocol.records import (
     BATCH_HEADER_SIZE,
     LOG_OVERHEAD,
     MAGIC,
     BatchHeader,
+    ControlType,
     batch_crc_ok,
+    iter_records,
+    parse_control_record,
     read_batch_header,
 )
 from storage.config import LogConfig
@@ -61,6 +67,13 @@ from storage.errors import (
     StorageError,
 )
 from storage.index import NO_TIMESTAMP
+from storage.producer_state import (
+    AppendOrigin,
+    BatchMetadata,
+    DataBatch,
+    ProducerAppend,
+    ProducerStateManager,
+)
 from storage.segment import (
     CLEANED_FILE_SUFFIX,
     DELETED_FILE_SUFFIX,
@@ -68,6 +81,7 @@ from storage.segment import (
     SWAP_FILE_SUFFIX,
     HandleCache,
     Segment,
+    recover_interrupted_swaps,
 )
 from storage.slices import FileSlice
 
@@ -113,6 +127,9 @@ class AppendInfo(NamedTuple):
     record_count: int
     batch_count: int
     valid_bytes: int
+    #: True when the batch duplicates one an idempotent producer already wrote: nothing
+    #: was appended, and the offsets (and `log_append_time`) are the original batch's.
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +192,16 @@ class PartitionLog:
         self.index_rebuilds: list[str] = []
         #: Bytes cut off by recovery at the last open.
         self.recovered_truncated_bytes = 0
+        #: What `recover_interrupted_swaps` did at the last open.
+        self.swap_recovery: list[str] = []
+        #: False: an append that reaches `flush.messages` does not fsync itself; the caller
+        #: checks `flush_due()` and runs `flush()` in a worker thread before acknowledging.
+        self.inline_flush = True
+        #: Idempotent producers' state (storage/producer_state.py), loaded by `open`.
+        self.producer_state = ProducerStateManager(
+            self.dir,
+            topic_partition=f"{topic}-{partition}" if topic is not None else "",
+        )
 
     # ------------------------------------------------------------------ loading
 
@@ -222,11 +249,13 @@ class PartitionLog:
             handle_cache=self._cache,
         )
         seg.on_corrupt_index = self._note_corrupt_index
+        seg.owner_lock = self._lock
         self._segments.append(seg)
         self._bases.append(base_offset)
         return seg
 
     def _load(self, recovery_point: int, log_start_checkpoint: int, clean: bool) -> None:
+        self.swap_recovery = recover_interrupted_swaps(self.dir)  # a cleaner swap cut short
         names = sorted(os.listdir(self.dir))
         log_bases: list[int] = []
         present: set[str] = set()
@@ -260,6 +289,7 @@ class PartitionLog:
                 handle_cache=self._cache,
             )
             seg.on_corrupt_index = self._note_corrupt_index
+            seg.owner_lock = self._lock
             self._segments.append(seg)
             self._bases.append(base)
 
@@ -315,6 +345,8 @@ class PartitionLog:
         self._log_start_offset = max(log_start_checkpoint, self._segments[0].base_offset)
         self._high_watermark = log_end
         self._recovery_point = log_end if clean else min(recovery_point, log_end)
+        self.producer_state.remove_stray_snapshots(self._bases)
+        self._rebuild_producer_state(log_end, reload_from_clean_shutdown=clean)
 
     def _note_corrupt_index(self, seg: Segment, e: CorruptIndex) -> None:
         self.index_rebuilds.append(f"{seg.log_path}: {e}")
@@ -375,6 +407,8 @@ class PartitionLog:
         *,
         leader_epoch: int = 0,
         log_append_time: int | None = None,
+        validated: bool = False,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
     ) -> AppendInfo:
         """Append whole v2 batches, assigning offsets from the log end offset.
 
@@ -383,7 +417,13 @@ class PartitionLog:
         rewritten); when None and the topic's `message.timestamp.type` is LogAppendTime,
         the clock's time is used. Raises `InvalidRecord` (not whole v2 batches),
         `CorruptRecord` (CRC), `RecordTooLarge` (`max.message.bytes`). An empty input
-        appends nothing and returns offsets -1.
+        appends nothing and returns offsets -1. `validated=True` skips the CRC check (the
+        broker validated the batch already: `protocol.validation`).
+
+        Batches with a producer id go through the producer state (`origin` says how
+        strictly): a duplicate of a retained batch appends nothing and returns its original
+        offsets with `duplicate=True`; `OutOfOrderSequence`, `InvalidProducerEpoch` and
+        `InvalidTxnState` reject the append before anything is written.
         """
         mv = memoryview(batches)
         if mv.ndim != 1 or mv.format not in ("B", "b", "c"):
@@ -419,7 +459,7 @@ class PartitionLog:
                     )
                 if h.last_offset_delta < 0:
                     raise InvalidRecord(f"negative lastOffsetDelta {h.last_offset_delta}")
-                if not batch_crc_ok(mv, pos, h):
+                if not validated and not batch_crc_ok(mv, pos, h):
                     raise CorruptRecord(f"record batch at {pos} is corrupt (stored crc = {h.crc})")
                 parsed.append((pos, h))
                 offsets += h.last_offset_delta + 1
@@ -434,13 +474,24 @@ class PartitionLog:
                 max_ts = log_append_time
             first = self._log_end_offset
             last = first + offsets - 1
+            producers = self._check_producers(mv, parsed, first, log_append_time, origin)
+            if isinstance(producers, BatchMetadata):
+                return AppendInfo(producers.first_offset, producers.last_offset, NO_TIMESTAMP,
+                                  -1, producers.timestamp, self._log_start_offset, 0, 0, 0,
+                                  duplicate=True)
             seg = self._maybe_roll(n, max_ts, last)
             _, seg_max_ts, max_ts_offset = seg.append(
                 mv, parsed, first, last, leader_epoch=leader_epoch, log_append_time=log_append_time
             )
             self._log_end_offset = last + 1
             self._high_watermark = last + 1
-            if self._log_end_offset - self._recovery_point >= self._flush_messages:
+            if producers is not None:
+                producers.commit()
+            self.producer_state.update_map_end_offset(last + 1)
+            if (
+                self.inline_flush
+                and self._log_end_offset - self._recovery_point >= self._flush_messages
+            ):
                 self.flush()
             return AppendInfo(
                 first_offset=first,
@@ -490,7 +541,11 @@ class PartitionLog:
                 f"cannot roll to offset {new_offset} below the active segment {active.base_offset}"
             )
         active.deactivate()
-        return self._create_segment(new_offset)
+        new = self._create_segment(new_offset)
+        # Kafka snapshots producer state at each roll, named after the new segment.
+        self.producer_state.update_map_end_offset(new_offset)
+        self.producer_state.take_snapshot(sync=False)
+        return new
 
     # ------------------------------------------------------------------ read
 
@@ -639,6 +694,7 @@ class PartitionLog:
             self._log_start_offset = min(self._log_start_offset, self._log_end_offset)
             self._high_watermark = min(self._high_watermark, self._log_end_offset)
             self._recovery_point = min(self._recovery_point, self._log_end_offset)
+            self._rebuild_producer_state(self._log_end_offset, reload_from_clean_shutdown=False)
             return True
 
     def truncate_fully_and_start_at(self, new_offset: int) -> None:
@@ -660,6 +716,7 @@ class PartitionLog:
         self._log_start_offset = new_offset
         self._high_watermark = new_offset
         self._recovery_point = new_offset
+        self.producer_state.truncate_fully_and_start_at(new_offset)
 
     # ------------------------------------------------------------------ deletion
 
@@ -679,6 +736,7 @@ class PartitionLog:
                 )
             if offset > self._log_start_offset:
                 self._log_start_offset = offset
+                self.producer_state.on_log_start_offset_incremented(offset)
             self._delete_log_start_offset_breached_segments()
             return self._log_start_offset
 
@@ -752,6 +810,7 @@ class PartitionLog:
             new_start = self._segments[idx + 1].base_offset
             if new_start > self._log_start_offset:
                 self._log_start_offset = new_start
+                self.producer_state.on_log_start_offset_incremented(new_start)
             self._remove_and_delete(deletable, self._clock())
         return count
 
@@ -763,6 +822,9 @@ class PartitionLog:
         keep = [s for s in self._segments if id(s) not in ids]
         self._segments = keep
         self._bases = [s.base_offset for s in keep]
+        for seg in doomed:  # their producer snapshots go too (not one a segment still uses)
+            if seg.base_offset not in self._bases:
+                self.producer_state.delete_snapshot(seg.base_offset)
         delay = self.config.file_delete_delay_ms
         for seg in doomed:
             seg.release_handles()
@@ -782,6 +844,51 @@ class PartitionLog:
             for seg in due:
                 seg.delete_files()
             return len(due)
+
+    # ------------------------------------------------------------------ compaction support
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The log's lock: the log cleaner holds it to snapshot segments and to swap."""
+        return self._lock
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def flush_due(self) -> bool:
+        """Whether `flush.messages` messages are unflushed (the check `append` makes
+        itself unless `inline_flush` is False)."""
+        return self._log_end_offset - self._recovery_point >= self._flush_messages
+
+    def replace_segments(self, new: Segment, old: list[Segment], old_sizes: list[int]) -> bool:
+        """Swap `new` (a cleaned segment: files `*.cleaned`, fsync'd, base offset = old[0]'s)
+        in for the consecutive inactive segments `old`, as Kafka's `replaceSegments`:
+        rename `new` to `*.swap`, take `old` out and rename them `*.deleted` (unlinked now
+        or after `file.delete.delay.ms`), drop the `.swap` suffix, fsync the directory.
+        A crash anywhere in between is finished or rolled back at the next open
+        (`recover_interrupted_swaps`). Returns False and changes nothing when `old` is no
+        longer what the log holds (retention, truncation, deletion or a close meanwhile)."""
+        with self._lock:
+            if self._closed or not old:
+                return False
+            segs = self._segments
+            i = next((k for k, s in enumerate(segs) if s is old[0]), -1)
+            if i < 0 or i + len(old) >= len(segs) or new.base_offset != old[0].base_offset:
+                return False
+            for s, o, size in zip(segs[i : i + len(old)], old, old_sizes, strict=True):
+                if s is not o or s.is_active or s.size != size:
+                    return False
+            new.change_file_suffixes(CLEANED_FILE_SUFFIX, SWAP_FILE_SUFFIX)
+            new.config = self.config
+            new.on_corrupt_index = self._note_corrupt_index
+            new.owner_lock = self._lock
+            self._segments = segs[:i] + [new] + segs[i + len(old) :]
+            self._bases = [s.base_offset for s in self._segments]
+            self._remove_and_delete(old, self._clock())
+            new.change_file_suffixes(SWAP_FILE_SUFFIX, "")
+            fsync_dir(self.dir)
+            return True
 
     # ------------------------------------------------------------------ durability
 
@@ -828,6 +935,7 @@ class PartitionLog:
                 return
             if flush:
                 self.flush()
+                self.producer_state.take_snapshot()  # so the next open scans nothing
             for seg in self._segments:
                 seg.close()
             for _, seg in self._pending_deletes:
@@ -855,6 +963,99 @@ class PartitionLog:
             self._closed = True
             _rmtree(self.dir)
 
+    # ------------------------------------------------------------------ producer state
+
+    def remove_expired_producers(self, now_ms: int | None = None,
+                                 expiration_ms: int | None = None) -> int:
+        """Drop producers idle for `producer.id.expiration.ms` (`expiration_ms` if given)."""
+        with self._lock:
+            now = self._clock() if now_ms is None else now_ms
+            return self.producer_state.remove_expired_producers(now, expiration_ms)
+
+    def take_producer_snapshot(self) -> str | None:
+        """Snapshot the producer state at the log end offset (none if one is there)."""
+        with self._lock:
+            self._check_open()
+            return self.producer_state.take_snapshot()
+
+    def _check_producers(
+        self,
+        mv: memoryview,
+        parsed: list[tuple[int, BatchHeader]],
+        first: int,
+        log_append_time: int | None,
+        origin: AppendOrigin,
+    ) -> ProducerAppend | BatchMetadata | None:
+        """Kafka's `analyzeAndValidateProducerState`: the pending producer updates of an
+        append, or the retained batch it duplicates. Raises before anything is written."""
+        if origin is AppendOrigin.REPLICATION:
+            return None
+        state = self.producer_state
+        pending: ProducerAppend | None = None
+        offset = first
+        for pos, h in parsed:
+            base = offset
+            offset += h.last_offset_delta + 1
+            if h.producer_id < 0:
+                continue
+            if origin is AppendOrigin.CLIENT and not h.is_control:
+                duplicate = state.find_duplicate(
+                    h.producer_id, h.producer_epoch, h.base_sequence, h.last_sequence)
+                if duplicate is not None:
+                    return duplicate
+            if pending is None:
+                pending = state.prepare(origin)
+            pending.append(_data_batch(mv, pos, h, base, log_append_time))
+        return pending
+
+    def _rebuild_producer_state(self, last_offset: int, *, reload_from_clean_shutdown: bool
+                                ) -> None:
+        """Kafka's `UnifiedLog.rebuildProducerState`: restore the newest snapshot not past
+        `last_offset` and replay the batches between it and `last_offset`."""
+        state = self.producer_state
+        to_snapshot = {last_offset, *self._bases[-2:]}
+        if state.latest_snapshot_offset() is None and reload_from_clean_shutdown:
+            # A clean shutdown without snapshots (a data dir from before snapshots):
+            # empty snapshots instead of a scan, as Kafka does.
+            for offset in sorted(to_snapshot):
+                state.update_map_end_offset(offset)
+                state.take_snapshot()
+            return
+        was_empty = state.is_empty and state.map_end_offset >= last_offset
+        state.truncate_and_reload(self._log_start_offset, last_offset, self._clock())
+        if last_offset > state.map_end_offset and not was_empty:
+            first = max(0, bisect.bisect_right(self._bases, state.map_end_offset) - 1)
+            for i in range(first, len(self._segments)):
+                seg = self._segments[i]
+                if seg.base_offset >= last_offset:
+                    break
+                start = max(seg.base_offset, state.map_end_offset, self._log_start_offset)
+                state.update_map_end_offset(start)
+                if seg.base_offset in to_snapshot:
+                    state.take_snapshot()
+                seg_end = self._bases[i + 1] if i + 1 < len(self._bases) else None
+                self._replay_producers(seg, start, last_offset, seg_end)
+        state.update_map_end_offset(last_offset)
+        state.take_snapshot()
+
+    def _replay_producers(self, seg: Segment, start: int, last_offset: int,
+                          next_base: int | None) -> None:
+        """Apply the producer fields of `seg`'s batches in [start, last_offset)."""
+        found = seg.translate_offset(start)
+        if found is None:
+            return
+        end_pos: int | None = None
+        if next_base is None or last_offset < next_base:
+            stop = seg.translate_offset(last_offset)
+            end_pos = stop[0] if stop is not None else None
+        pending = self.producer_state.prepare(AppendOrigin.REPLICATION)
+        for pos, h in seg.iter_headers(found[0], end_pos):
+            if h.producer_id < 0:
+                continue
+            data = seg.read_bytes(pos, h.size) if h.is_control else None
+            pending.append(_data_batch(data, 0, h, h.base_offset, None))
+        pending.commit()
+
     def update_config(self, config: LogConfig) -> None:
         """Apply new topic configs (takes effect for subsequent appends/rolls/retention)."""
         with self._lock:
@@ -877,6 +1078,33 @@ class PartitionLog:
             f"log_end_offset={self._log_end_offset}, high_watermark={self._high_watermark}, "
             f"segments={len(self._segments)})"
         )
+
+
+def _data_batch(buf: memoryview | bytes | None, pos: int, h: BatchHeader, base_offset: int,
+                log_append_time: int | None) -> DataBatch:
+    """The producer fields of the batch at `pos` once it sits at `base_offset`; for a
+    transaction marker, its type and coordinator epoch (read from its control record)."""
+    marker: tuple[bool, int] | None = None
+    if h.is_control and buf is not None:
+        try:
+            for record in iter_records(buf, pos, h):
+                control_type, coordinator_epoch = parse_control_record(record)
+                marker = (control_type == ControlType.COMMIT, coordinator_epoch)
+                break
+        except ProtocolError:
+            marker = None
+    return DataBatch(
+        producer_id=h.producer_id,
+        producer_epoch=h.producer_epoch,
+        base_sequence=h.base_sequence,
+        last_sequence=h.last_sequence,
+        first_offset=base_offset,
+        last_offset=base_offset + h.last_offset_delta,
+        max_timestamp=h.max_timestamp if log_append_time is None else log_append_time,
+        is_transactional=h.is_transactional,
+        is_control=h.is_control,
+        marker=marker,
+    )
 
 
 def fsync_dir(path: str) -> None:

@@ -22,8 +22,16 @@ Shutdown: flush and close every log, write both checkpoint files, write the mark
 New partitions go to the dir with the fewest partitions. Deleting a partition renames its
 dir to `<topic>-<partition>.<uuid>-delete` (Kafka's `logDeleteDirName`) and removes it
 once `file.delete.delay.ms` has passed, from `cleanup_logs` / `delete_pending`.
-Periodic work is the broker's to schedule: `cleanup_logs(now_ms)` every
-`log.retention.check.interval.ms`, `flush_dirty_logs(now_ms)`, and the checkpoint writers.
+Periodic work is the broker's to schedule, each call blocking and so run in a worker
+thread (`trio.to_thread.run_sync`): `cleanup_logs(now_ms)` every
+`log.retention.check.interval.ms`; `flush_dirty_logs(now_ms)` every
+`log.flush.scheduler.interval.ms` (Kafka's default never comes; any shorter period is
+harmless, as each log's own `flush.ms` decides, and it also flushes rolled segments);
+`cleaner.clean_once(now_ms)` (`storage.cleaner`) when `log.cleaner.enable`, again at
+once when it cleaned something, else after `log.cleaner.backoff.ms`; and the checkpoint
+writers every `log.flush.offset.checkpoint.interval.ms`. With `inline_flush=False` an
+append never fsyncs: the produce path checks `log.flush_due()` (`flush.messages`) and
+awaits `log.flush()` in a worker thread before answering.
 
 Open descriptors and mapped address space are bounded by one `HandleCache` shared by all
 logs: the least recently used segments give their handles back and reopen on demand.
@@ -43,11 +51,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from storage.config import LogConfig
 from storage.errors import InconsistentClusterId, StorageError
 from storage.log import PartitionLog, fsync_dir, wall_clock_ms
 from storage.segment import HandleCache
+
+if TYPE_CHECKING:
+    from storage.cleaner import LogCleaner
 
 __all__ = [
     "CLEAN_SHUTDOWN_FILE_NAME",
@@ -228,9 +240,12 @@ class LogManager:
         topic_config: Callable[[str], LogConfig | None] | None = None,
         handle_cache_capacity: int | None = None,
         rng: random.Random | None = None,
+        inline_flush: bool = True,
     ) -> None:
         """Lock and load the log dirs. `topic_config(topic)` supplies per-topic configs for
-        partitions found on disk (None = `config`)."""
+        partitions found on disk (None = `config`). `inline_flush=False`: appends never
+        fsync themselves (`flush.messages`); the caller checks `log.flush_due()` and runs
+        `log.flush()` in a worker thread, so the event loop never blocks on fsync."""
         if not log_dirs:
             raise ValueError("at least one log dir is required")
         self.log_dirs = [os.path.abspath(os.fspath(d)) for d in log_dirs]
@@ -251,6 +266,8 @@ class LogManager:
         self.cluster_id = cluster_id
         self.node_id = node_id
         self._closed = False
+        self.inline_flush = inline_flush
+        self._cleaner: LogCleaner | None = None
         try:
             for d in self.log_dirs:
                 os.makedirs(d, exist_ok=True)
@@ -360,6 +377,7 @@ class LogManager:
                 topic=tp.topic,
                 partition=tp.partition,
             )
+            log.inline_flush = self.inline_flush
             self._logs[tp] = log
             self._log_dir_of[tp] = d
         if clean:
@@ -395,6 +413,7 @@ class LogManager:
                 topic=topic,
                 partition=partition,
             )
+            log.inline_flush = self.inline_flush
             self._logs[tp] = log
             self._log_dir_of[tp] = d
             return log
@@ -404,6 +423,21 @@ class LogManager:
         for d in self._log_dir_of.values():
             counts[d] += 1
         return min(self.log_dirs, key=lambda d: counts[d])
+
+    @property
+    def clock(self) -> Callable[[], int]:
+        return self._clock
+
+    @property
+    def cleaner(self) -> LogCleaner:
+        """The log cleaner of these logs (created on first use; reads the
+        `cleaner-offset-checkpoint` files). See `storage.cleaner`."""
+        with self._lock:
+            if self._cleaner is None:
+                from storage.cleaner import LogCleaner
+
+                self._cleaner = LogCleaner(self)
+            return self._cleaner
 
     def log_dir_of(self, topic: str, partition: int) -> str | None:
         return self._log_dir_of.get(TopicPartition(topic, partition))
@@ -441,6 +475,8 @@ class LogManager:
             fsync_dir(d)
             self._pending_dir_deletes.append((self._clock() + delay, target))
             self._write_checkpoints(d)
+            if self._cleaner is not None:
+                self._cleaner.forget(topic, partition, d)
             if delay <= 0:
                 self.delete_pending(self._clock())
             return True
@@ -475,8 +511,10 @@ class LogManager:
         return total
 
     def flush_dirty_logs(self, now_ms: int | None = None) -> list[TopicPartition]:
-        """Kafka's `flushDirtyLogs`: flush logs not flushed for `flush.ms`, and the rolled
-        segments of any log (Kafka schedules that flush on roll). Blocking."""
+        """Kafka's `flushDirtyLogs`: flush every log whose last flush is at least its own
+        `flush.ms` ago, and the rolled segments of any log (Kafka schedules that flush on
+        roll). Blocking (fsync): run it in a worker thread; appends go on meanwhile, since
+        `PartitionLog.flush` holds the log's lock only to pick the files."""
         now = self._clock() if now_ms is None else now_ms
         flushed = []
         for tp, log in self.all_logs():

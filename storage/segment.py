@@ -35,6 +35,7 @@ import io
 import mmap
 import os
 import struct
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -58,14 +59,17 @@ from storage.index import NO_TIMESTAMP, OffsetIndex, TimeIndex, TimestampOffset
 from storage.slices import FileSlice
 
 __all__ = [
+    "CLEANED_FILE_SUFFIX",
     "DELETED_FILE_SUFFIX",
     "INDEX_FILE_SUFFIX",
     "LOG_FILE_SUFFIX",
+    "SWAP_FILE_SUFFIX",
     "TIME_INDEX_FILE_SUFFIX",
     "HandleCache",
     "Segment",
     "filename_prefix_from_offset",
     "offset_from_file_name",
+    "recover_interrupted_swaps",
 ]
 
 LOG_FILE_SUFFIX = ".log"
@@ -110,7 +114,13 @@ class SegmentRead(NamedTuple):
 
 
 class HandleCache:
-    """LRU of segments holding open handles; evicts (releases) beyond `capacity`."""
+    """LRU of segments holding open handles; evicts (releases) beyond `capacity`.
+
+    Thread-safe: logs are used from the trio thread and from worker threads (retention,
+    the log cleaner), each under its own log's lock. A victim is released only while
+    holding its owner's lock (`Segment.owner_lock`, taken without blocking), so a thread
+    never loses a map it is using in another log; a victim whose log is busy is skipped
+    and stays cached until a later eviction."""
 
     def __init__(self, capacity: int = 1024) -> None:
         if capacity < 1:
@@ -118,25 +128,49 @@ class HandleCache:
         self.capacity = capacity
         self._lru: OrderedDict[int, Segment] = OrderedDict()
         self._mru: Segment | None = None
+        self._lock = threading.Lock()
 
     def touch(self, segment: Segment) -> None:
         if segment is self._mru:
             return
-        self._mru = segment
-        key = id(segment)
+        with self._lock:
+            self._mru = segment
+            key = id(segment)
+            lru = self._lru
+            if key in lru:
+                lru.move_to_end(key)
+                return
+            lru[key] = segment
+            if len(lru) > self.capacity:
+                self._evict(segment)
+
+    def _evict(self, keep: Segment) -> None:
         lru = self._lru
-        if key in lru:
-            lru.move_to_end(key)
-            return
-        lru[key] = segment
+        busy: list[Segment] = []
         while len(lru) > self.capacity:
             _, victim = lru.popitem(last=False)
-            victim.release_handles(from_cache=True)
+            if victim is keep:  # only `keep` and busy segments left
+                lru[id(keep)] = keep
+                break
+            lock = victim.owner_lock
+            if lock is None:
+                victim.release_handles(from_cache=True)
+            elif lock.acquire(blocking=False):
+                try:
+                    victim.release_handles(from_cache=True)
+                finally:
+                    lock.release()
+            else:
+                busy.append(victim)
+        for seg in reversed(busy):  # still open: first in line for the next eviction
+            lru[id(seg)] = seg
+            lru.move_to_end(id(seg), last=False)
 
     def forget(self, segment: Segment) -> None:
-        self._lru.pop(id(segment), None)
-        if self._mru is segment:
-            self._mru = None
+        with self._lock:
+            self._lru.pop(id(segment), None)
+            if self._mru is segment:
+                self._mru = None
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -184,6 +218,8 @@ class Segment:
         self._next_offset: int | None = None
         self._flushed_size = 0
         self.on_corrupt_index: Callable[[Segment, CorruptIndex], None] | None = None
+        #: The owning log's lock; `HandleCache` takes it before releasing our handles.
+        self.owner_lock: threading.RLock | None = None
 
     # -- construction -----------------------------------------------------------------
 
@@ -231,8 +267,10 @@ class Segment:
         now_ms: int,
         roll_jitter_ms: int = 0,
         handle_cache: HandleCache | None = None,
+        suffix: str = "",
     ) -> Segment:
-        """An inactive segment over existing files; its size is the file's size."""
+        """An inactive segment over existing files; its size is the file's size.
+        `suffix` opens `<base>.log<suffix>` etc. (e.g. a cleaned segment before its swap)."""
         seg = cls(
             dir,
             base_offset,
@@ -240,6 +278,7 @@ class Segment:
             now_ms=now_ms,
             roll_jitter_ms=roll_jitter_ms,
             handle_cache=handle_cache,
+            suffix=suffix,
         )
         st = os.stat(seg.log_path)
         seg._size = st.st_size
@@ -777,7 +816,7 @@ class Segment:
 
         A batch is valid when its length is sane and inside the file, magic is 2, the CRC
         matches, its offsets fit the index and follow the previous batch (exactly, unless
-        the topic is compacted)."""
+        the topic is compacted: cleaning leaves gaps)."""
         was_active = self._active
         self._unmap_and_trim_to_file()
         self._indexes_checked = True
@@ -793,7 +832,9 @@ class Segment:
         next_offset = self.base_offset
         interval = self.config.index_interval_bytes
         # Without compaction offsets have no gaps, so a baseOffset (not covered by the CRC)
-        # that skips ahead is corruption too; compacted logs may skip.
+        # that skips ahead is corruption too; compacted logs may skip. (Kafka checks no
+        # gaps at all. Caveat: a log cleaned while compacted and later switched to
+        # `delete` only is held to the strict rule when an unclean restart rescans it.)
         contiguous = not self.config.compact
         buf = b""
         buf_pos = 0
@@ -950,3 +991,130 @@ class Segment:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+
+# ---------------------------------------------------------------------- swap recovery
+
+_OFFSET_PREFIX_LEN = 20
+_SEGMENT_FILE_TYPES = (
+    LOG_FILE_SUFFIX,
+    INDEX_FILE_SUFFIX,
+    TIME_INDEX_FILE_SUFFIX,
+    TXN_INDEX_FILE_SUFFIX,
+)
+
+
+def _file_offset(name: str) -> int | None:
+    """The base offset a segment-style file name starts with (`<20 digits>.`), else None."""
+    prefix = name[:_OFFSET_PREFIX_LEN]
+    if len(name) > _OFFSET_PREFIX_LEN and name[_OFFSET_PREFIX_LEN] == "." and prefix.isdigit():
+        return int(prefix)
+    return None
+
+
+def _next_offset_of_log_file(path: str, base_offset: int) -> int:
+    """The offset after the last whole batch of a `.log` file (headers only)."""
+    nxt = base_offset
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        pos = 0
+        while pos + BATCH_HEADER_SIZE <= size:
+            head = os.pread(fd, BATCH_HEADER_SIZE, pos)
+            if len(head) < BATCH_HEADER_SIZE:
+                break
+            base, length, delta = _SCAN_FIELDS.unpack_from(head)
+            if length < _MIN_BATCH_LENGTH or pos + length + LOG_OVERHEAD > size:
+                break
+            nxt = base + delta + 1
+            pos += length + LOG_OVERHEAD
+    finally:
+        os.close(fd)
+    return nxt
+
+
+def recover_interrupted_swaps(dir: str | os.PathLike[str]) -> list[str]:
+    """Finish or roll back a segment swap a crash interrupted (Kafka's `LogLoader`:
+    `removeTempFilesAndCollectSwapFiles` plus its swap passes). Returns what was done.
+
+    The log cleaner writes a replacement segment as `<base>.*.cleaned`, renames every
+    file of it to `.swap`, renames the replaced segments `.deleted`, then drops the
+    `.swap` suffix. So on load:
+
+    * `.cleaned` files are removed, and so is every `.swap` file whose offset is at or
+      above the lowest `.cleaned` one: that swap never got all its files renamed, the
+      old segments are still whole, and the swap is rolled back.
+    * the remaining `.swap` files are a complete replacement: every other file with an
+      offset in [lowest swap `.log` base, highest swap `.log` next offset) belongs to a
+      replaced segment and is removed, then the `.swap` suffixes are dropped.
+    """
+    dir = os.fspath(dir)
+    actions: list[str] = []
+    swaps: list[str] = []
+    cleaned: list[str] = []
+    min_cleaned = None
+    for name in os.listdir(dir):
+        if name.endswith(CLEANED_FILE_SUFFIX):
+            cleaned.append(name)
+            off = _file_offset(name)
+            if off is not None and (min_cleaned is None or off < min_cleaned):
+                min_cleaned = off
+        elif name.endswith(SWAP_FILE_SUFFIX):
+            swaps.append(name)
+    for name in cleaned:
+        _unlink_quietly(os.path.join(dir, name))
+        actions.append(f"removed {name}")
+    valid: list[str] = []
+    for name in swaps:
+        off = _file_offset(name)
+        if off is None or (min_cleaned is not None and off >= min_cleaned):
+            _unlink_quietly(os.path.join(dir, name))
+            actions.append(f"removed incomplete swap file {name}")
+        else:
+            valid.append(name)
+    lo: int | None = None
+    hi: int | None = None
+    for name in valid:
+        if name.endswith(LOG_FILE_SUFFIX + SWAP_FILE_SUFFIX):
+            base = _file_offset(name)
+            assert base is not None
+            nxt = _next_offset_of_log_file(os.path.join(dir, name), base)
+            lo = base if lo is None else min(lo, base)
+            hi = nxt if hi is None else max(hi, nxt)
+    if lo is not None and hi is not None:
+        for name in os.listdir(dir):
+            off = _file_offset(name)
+            if off is None or not name[_OFFSET_PREFIX_LEN:].startswith(_SEGMENT_FILE_TYPES):
+                continue  # Kafka deletes any offset-named file here; we spare the snapshots
+            if name.endswith(SWAP_FILE_SUFFIX):
+                continue
+            if lo <= off < hi and os.path.isfile(os.path.join(dir, name)):
+                _unlink_quietly(os.path.join(dir, name))
+                actions.append(f"removed replaced {name}")
+    for name in valid:
+        path = os.path.join(dir, name)
+        os.replace(path, path[: -len(SWAP_FILE_SUFFIX)])
+        actions.append(f"completed swap of {name}")
+    if actions:
+        _fsync_dir(dir)
+    return actions
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
