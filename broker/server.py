@@ -23,8 +23,10 @@ import trio
 
 from broker.config import BrokerConfig, Listener, topic_defaults
 from broker.connection import Connection
+from broker.fetch_sessions import FetchSessionCache
 from broker.handlers import load_all
 from broker.metadata import TopicRegistry
+from broker.producer_ids import ProducerIds
 from broker.waiters import AppendWaiters
 from storage import LogManager
 
@@ -47,6 +49,8 @@ class Broker:
         self.cluster_id: str = self.logs.cluster_id or ""
         self.topics = TopicRegistry(self.logs, topic_defaults(config))
         self.waiters = AppendWaiters()
+        self.producer_ids = ProducerIds.from_config(self.logs.log_dirs[0], config)
+        self.fetch_sessions = FetchSessionCache.from_config(config, self.clock)
         #: (listener, bound port) for each listener, once serving.
         self.bound: list[tuple[Listener, int]] = []
         self._closed = False
@@ -93,16 +97,23 @@ class Broker:
                 await trio.to_thread.run_sync(self.close)
 
     async def _log_maintenance(self) -> None:
-        """Retention every `log.retention.check.interval.ms`; flushes and checkpoints."""
+        """Retention every `log.retention.check.interval.ms`; flushes and checkpoints; the
+        removal of deleted topics' logs and segments once `file.delete.delay.ms` has passed
+        (checked every `log.segment.delete.delay.ms`, between 1 s and 60 s)."""
         retention_every = self.config["log.retention.check.interval.ms"] / 1000
+        delete_every = min(max(self.config["log.segment.delete.delay.ms"] / 1000, 1.0), 60.0)
+        next_delete = trio.current_time() + delete_every
         checkpoint_every = self.config["log.flush.offset.checkpoint.interval.ms"] / 1000
         flush_every = min(self.config["log.flush.scheduler.interval.ms"] / 1000, 3600.0)
         next_retention = trio.current_time() + retention_every
         next_checkpoint = trio.current_time() + checkpoint_every
         next_flush = trio.current_time() + flush_every
         while True:
-            await trio.sleep_until(min(next_retention, next_checkpoint, next_flush))
+            await trio.sleep_until(min(next_retention, next_checkpoint, next_flush, next_delete))
             now = trio.current_time()
+            if now >= next_delete:
+                next_delete = now + delete_every
+                await trio.to_thread.run_sync(self.logs.delete_pending, self.clock())
             if now >= next_retention:
                 next_retention = now + retention_every
                 await trio.to_thread.run_sync(self.logs.cleanup_logs, self.clock())
