@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from broker.context import RequestContext
+from broker.context import CloseConnection, RequestContext
 from broker.handlers import REGISTRY
 from broker.handlers.api_versions import unsupported_version_response
 from broker.transport import FrameReader, FramingError, send_chunks
@@ -113,6 +113,10 @@ class Connection:
                 return True
             chunks = frames.encode_response(
                 request.api_key, request.api_version, request.correlation_id, response)
+        except CloseConnection as exc:
+            log.info("closing connection peer=%s api_key=%d reason=%s", self.peer,
+                     request.api_key, exc)
+            return False
         except Exception:
             log.exception(
                 "closing connection peer=%s reason=internal error handling api_key=%d "

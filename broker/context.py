@@ -9,6 +9,11 @@ if TYPE_CHECKING:
     from broker.server import Broker
 
 
+class CloseConnection(Exception):
+    """Raised by a handler when Kafka would close the connection instead of answering
+    (e.g. a failed Produce with acks=0). The connection closes with an info log line."""
+
+
 @dataclass(slots=True)
 class RequestContext:
     api_key: int

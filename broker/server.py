@@ -21,6 +21,7 @@ from functools import partial
 
 import trio
 
+from broker import dynamic_config
 from broker.config import BrokerConfig, Listener, topic_defaults
 from broker.connection import Connection
 from broker.fetch_sessions import FetchSessionCache
@@ -45,7 +46,9 @@ class Broker:
         self.clock = wall_clock_ms
         started = time.monotonic()
         log_dirs: list[str | os.PathLike[str]] = list(config.log_dirs)
-        self.logs = LogManager(log_dirs, node_id=self.node_id, clock=self.clock)
+        # inline_flush=False: an append never fsyncs; Produce flushes in a worker thread.
+        self.logs = LogManager(log_dirs, node_id=self.node_id, clock=self.clock,
+                               inline_flush=False)
         self.cluster_id: str = self.logs.cluster_id or ""
         self.topics = TopicRegistry(self.logs, topic_defaults(config))
         self.waiters = AppendWaiters()
@@ -54,6 +57,8 @@ class Broker:
         #: (listener, bound port) for each listener, once serving.
         self.bound: list[tuple[Listener, int]] = []
         self._closed = False
+        # Persisted dynamic configs (AlterConfigs) take effect before the first request.
+        dynamic_config.attach(self)
         log.info("loaded logs partitions=%d topics=%d log.dirs=%s seconds=%.3f",
                  len(self.logs), len(self.topics), ",".join(self.logs.log_dirs),
                  time.monotonic() - started)
@@ -91,6 +96,7 @@ class Broker:
                     log.info("listening name=%s host=%s port=%d", listener.name,
                              listener.host or "*", port)
                 nursery.start_soon(self._log_maintenance)
+                nursery.start_soon(self._log_cleaner)
                 task_status.started(ports)
         finally:
             with trio.CancelScope(shield=True):
@@ -104,7 +110,9 @@ class Broker:
         delete_every = min(max(self.config["log.segment.delete.delay.ms"] / 1000, 1.0), 60.0)
         next_delete = trio.current_time() + delete_every
         checkpoint_every = self.config["log.flush.offset.checkpoint.interval.ms"] / 1000
-        flush_every = min(self.config["log.flush.scheduler.interval.ms"] / 1000, 3600.0)
+        # Kafka flushes a rolled segment right after the roll; checking every second keeps
+        # that promptly, and honours each log's flush.ms.
+        flush_every = min(self.config["log.flush.scheduler.interval.ms"] / 1000, 1.0)
         next_retention = trio.current_time() + retention_every
         next_checkpoint = trio.current_time() + checkpoint_every
         next_flush = trio.current_time() + flush_every
@@ -120,9 +128,24 @@ class Broker:
             if now >= next_flush:
                 next_flush = now + flush_every
                 await trio.to_thread.run_sync(self.logs.flush_dirty_logs, self.clock())
+                self.producer_ids.maybe_expire((p for _, p in self.logs.all_logs()),
+                                               self.clock())
             if now >= next_checkpoint:
                 next_checkpoint = now + checkpoint_every
                 await trio.to_thread.run_sync(self._checkpoint)
+
+    async def _log_cleaner(self) -> None:
+        """Compaction (`log.cleaner.enable`): clean the filthiest log in a worker thread;
+        again at once after a pass that cleaned something, else after
+        `log.cleaner.backoff.ms`."""
+        while True:
+            stats = None
+            if self.config["log.cleaner.enable"]:
+                stats = await trio.to_thread.run_sync(self.logs.cleaner.clean_once, self.clock())
+            if stats is None:
+                await trio.sleep(self.config["log.cleaner.backoff.ms"] / 1000)
+            else:
+                await trio.sleep(0)
 
     def _checkpoint(self) -> None:
         self.logs.checkpoint_recovery_points()

@@ -53,7 +53,9 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from broker.context import RequestContext
+import trio
+
+from broker.context import CloseConnection, RequestContext
 from broker.handlers import handles
 from broker.metadata import Topic
 from protocol.errors import ErrorCode
@@ -98,13 +100,6 @@ _NO_LOG_START_OFFSET = frozenset({
     ErrorCode.KAFKA_STORAGE_ERROR, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
     ErrorCode.NOT_LEADER_OR_FOLLOWER,
 })
-
-
-class CloseConnection(Exception):
-    """acks=0 and a partition failed: Kafka closes the connection instead of answering.
-
-    The connection layer treats any handler exception as fatal for the connection, which
-    is what is wanted here (it logs it as an internal error, though)."""
 
 
 @dataclass(slots=True)
@@ -167,7 +162,24 @@ def _whole_request_error(request: ProduceRequest, code: ErrorCode) -> ProduceRes
 
 
 @handles(API_KEY, 0, 13)
-def handle_produce(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
+async def handle_produce(ctx: RequestContext, request: ProduceRequest
+                         ) -> ProduceResponse | None:
+    """Append, then (when a log's `flush.messages` is reached) fsync in a worker thread
+    before answering, so that the trio thread never waits on the disk."""
+    response, appended = _produce(ctx, request)
+    due = [plog for plog in appended if plog.flush_due()]
+    if due:
+        await trio.to_thread.run_sync(_flush_all, due)
+    return response
+
+
+def _flush_all(logs: list[PartitionLog]) -> None:
+    for plog in logs:
+        plog.flush()
+
+
+def _produce(ctx: RequestContext, request: ProduceRequest
+             ) -> tuple[ProduceResponse | None, list[PartitionLog]]:
     broker = ctx.broker
     version = ctx.api_version
     acks = request.acks
@@ -178,9 +190,10 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespo
             _first_batch_is_transactional(v) for topic_views in views for v in topic_views):
         if acks == 0:
             raise CloseConnection("transactional records without a transactional id, acks=0")
-        return _whole_request_error(request, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        return _whole_request_error(request, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED), []
 
     any_error = False
+    appended: list[PartitionLog] = []
     responses: list[TopicProduceResponse] = []
     for td, topic_views in zip(request.topic_data, views, strict=True):
         topic = broker.topics.by_id(td.topic_id) if version >= 13 else broker.topics.get(td.name)
@@ -188,17 +201,21 @@ def handle_produce(ctx: RequestContext, request: ProduceRequest) -> ProduceRespo
         for pd, records in zip(td.partition_data, topic_views, strict=True):
             response = _produce_partition(broker, version, acks, request.transactional_id,
                                           topic, pd.index, records, now)
-            any_error = any_error or response.error_code != ErrorCode.NONE
+            if response.error_code != ErrorCode.NONE:
+                any_error = True
+            elif topic is not None:
+                plog = broker.topics.log(topic.name, pd.index)
+                if plog is not None:
+                    appended.append(plog)
             partitions.append(response)
         responses.append(TopicProduceResponse(name=td.name, topic_id=td.topic_id,
                                               partition_responses=partitions))
 
-    broker.producer_ids.maybe_expire((p for _, p in broker.logs.all_logs()), now)
     if acks == 0:
         if any_error:
             raise CloseConnection("a partition failed in a produce request with acks=0")
-        return None
-    return ProduceResponse(responses=responses)
+        return None, appended
+    return ProduceResponse(responses=responses), appended
 
 
 def _produce_partition(
