@@ -1,0 +1,31 @@
+"""A summary of a records section, from the optional C scanner when it was built.
+
+`scan_summary(data, count, base_timestamp)` returns `(min_timestamp, max_timestamp,
+offsets_consecutive, any_null_key)` for strictly well-formed records (min ignores
+timestamps of -1), or None: when the C extension `protocol._speedups` is not available,
+or when anything about the records is unusual. None always means "ask the pure-Python
+scanner", which is the authority on what is accepted and with which error message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+_c_scan: Callable[..., Any] | None
+try:
+    from protocol import _speedups  # type: ignore[attr-defined]
+
+    _c_scan = _speedups.scan_summary
+except ImportError:  # built without a C compiler: the pure-Python path does all the work
+    _c_scan = None
+
+AVAILABLE = _c_scan is not None
+
+
+def scan_summary(data: Any, count: int, base_timestamp: int
+                 ) -> tuple[int, int, bool, bool] | None:
+    if _c_scan is None:
+        return None
+    result: tuple[int, int, bool, bool] | None = _c_scan(data, count, base_timestamp)
+    return result
