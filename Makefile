@@ -56,3 +56,16 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache
+
+# The container image (docker/): docker where a docker engine runs, podman otherwise
+# (installed with apt-get as root when missing). BASE_IMAGE picks the base; without it a
+# local Debian base is made with debootstrap when no registry is reachable.
+IMAGE ?= odradek:latest
+.PHONY: image image-test
+image: $(STAMP)
+	$(PY) docker/image.py build --tag $(IMAGE) $(if $(BASE_IMAGE),--base $(BASE_IMAGE))
+
+# Build the image, then run it: produce and consume through the published port, restart,
+# a new container on the same volume, SIGTERM stops under 5 s, and compose.yaml.
+image-test: $(STAMP)
+	$(PY) docker/image_test.py --tag $(IMAGE) $(if $(BASE_IMAGE),--base $(BASE_IMAGE))
