@@ -25,6 +25,7 @@ from broker import dynamic_config
 from broker.config import BrokerConfig, Listener, topic_defaults
 from broker.connection import Connection
 from broker.fetch_sessions import FetchSessionCache
+from broker.groups import GroupService
 from broker.handlers import load_all
 from broker.metadata import TopicRegistry
 from broker.producer_ids import ProducerIds
@@ -54,6 +55,7 @@ class Broker:
         self.waiters = AppendWaiters()
         self.producer_ids = ProducerIds.from_config(self.logs.log_dirs[0], config)
         self.fetch_sessions = FetchSessionCache.from_config(config, self.clock)
+        self.groups = GroupService(self)
         #: (listener, bound port) for each listener, once serving.
         self.bound: list[tuple[Listener, int]] = []
         self._closed = False
@@ -97,6 +99,7 @@ class Broker:
                              listener.host or "*", port)
                 nursery.start_soon(self._log_maintenance)
                 nursery.start_soon(self._log_cleaner)
+                nursery.start_soon(self.groups.run)
                 task_status.started(ports)
         finally:
             with trio.CancelScope(shield=True):

@@ -459,6 +459,9 @@ def handle_delete_topics(ctx: RequestContext, request: DeleteTopicsRequest
         deleted = registry.delete(name)
         for partition in range(deleted.partitions):
             ctx.broker.waiters.notify(name, partition)
+        # Committed offsets of the deleted partitions go too (Kafka's onPartitionsDeleted).
+        ctx.broker.groups.coordinator.remove_partitions(
+            (name, partition) for partition in range(deleted.partitions))
     if version < 5:
         for result in results:
             result.error_message = None

@@ -1,0 +1,229 @@
+"""Groups and offsets in `__consumer_offsets`, in Kafka's own record formats.
+
+How this works
+--------------
+Every record's key and value start with an int16 version. The key's version says what the
+record is: 0 or 1 an offset commit (`OffsetCommitKey`: group, topic, partition), 2 a group's
+metadata (`GroupMetadataKey`: group). Values are `OffsetCommitValue` (version 1 when the
+commit carries an expire timestamp, as OffsetCommit v2-4 with a retention time does, else
+version 3) and `GroupMetadataValue` version 3, what Kafka 4.x writes. A null value is a
+tombstone: the offset or group is gone, and compaction (the topic is `cleanup.policy=compact`)
+eventually drops every older record with the same key.
+
+A group lives in partition `abs(groupId.hashCode()) % partitions`, Java's `String.hashCode`
+and Kafka's `Utils.abs`, so a data dir moved between Kafka and us keeps its groups where both
+look for them. `LogGroupStore` writes one batch per operation (all the offsets of one commit
+together) and returns only after the append; `load` scans every partition from its log start
+offset, later records winning, tombstones deleting.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from broker.groups.coordinator import (
+    Group,
+    GroupCoordinator,
+    GroupState,
+    Member,
+    OffsetAndMetadata,
+    StoreError,
+)
+from protocol.coordinator.group_metadata_key import GroupMetadataKey
+from protocol.coordinator.group_metadata_value import GroupMetadataValue, MemberMetadata
+from protocol.coordinator.offset_commit_key import OffsetCommitKey
+from protocol.coordinator.offset_commit_value import OffsetCommitValue
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.records import build_batch, iter_batches, iter_records
+from storage.errors import RecordTooLarge, StorageError
+from storage.producer_state import AppendOrigin
+
+if TYPE_CHECKING:
+    from storage import PartitionLog
+
+log = logging.getLogger("odradek.groups")
+
+OFFSETS_TOPIC = "__consumer_offsets"
+OFFSET_COMMIT_KEY_VERSION = 1
+GROUP_METADATA_KEY_VERSION = 2
+GROUP_METADATA_VALUE_VERSION = 3
+_I16 = struct.Struct(">h")
+_READ_CHUNK = 1 << 20
+
+
+def java_string_hash(text: str) -> int:
+    """Java's `String.hashCode` (over UTF-16 code units), as a signed 32-bit int."""
+    h = 0
+    data = text.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def partition_for(group_id: str, partitions: int) -> int:
+    """Kafka's `Utils.abs(groupId.hashCode()) % partitions`."""
+    h = java_string_hash(group_id)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def _encode(version: int, struct_obj: Any) -> bytes:
+    return _I16.pack(version) + b"".join(bytes(c) for c in struct_obj.encode(version))
+
+
+def offset_key(group_id: str, topic: str, partition: int) -> bytes:
+    return _encode(OFFSET_COMMIT_KEY_VERSION, OffsetCommitKey(group_id, topic, partition))
+
+
+def group_key(group_id: str) -> bytes:
+    return _encode(GROUP_METADATA_KEY_VERSION, GroupMetadataKey(group_id))
+
+
+def offset_value(om: OffsetAndMetadata) -> bytes:
+    if om.expire_timestamp is not None:
+        return _encode(1, OffsetCommitValue(om.offset, -1, om.metadata, om.commit_timestamp,
+                                            om.expire_timestamp))
+    return _encode(3, OffsetCommitValue(om.offset, om.leader_epoch, om.metadata,
+                                        om.commit_timestamp))
+
+
+def group_value(group: Group) -> bytes:
+    protocol = group.protocol_name
+    members = [MemberMetadata(m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                              m.rebalance_timeout_ms, m.session_timeout_ms,
+                              m.metadata(protocol), m.assignment)
+               for m in group.members.values()]
+    value = GroupMetadataValue(group.protocol_type or "", group.generation_id, protocol,
+                               group.leader_id, group.state_timestamp, members)
+    return _encode(GROUP_METADATA_VALUE_VERSION, value)
+
+
+def decode_key(key: bytes) -> tuple[str, Any]:
+    """("offset", OffsetCommitKey) | ("group", GroupMetadataKey) | ("other", version)."""
+    version = _I16.unpack_from(key)[0]
+    if version in (0, 1):
+        return "offset", OffsetCommitKey.decode(key[2:], version)
+    if version == 2:
+        return "group", GroupMetadataKey.decode(key[2:], version)
+    return "other", version
+
+
+def decode_offset_value(value: bytes) -> OffsetAndMetadata:
+    version = _I16.unpack_from(value)[0]
+    v = OffsetCommitValue.decode(value[2:], min(version, OffsetCommitValue.MAX_VERSION))
+    expire = v.expire_timestamp if version == 1 and v.expire_timestamp != -1 else None
+    return OffsetAndMetadata(v.offset, v.leader_epoch, v.metadata, v.commit_timestamp, expire)
+
+
+def decode_group_value(group_id: str, value: bytes, now: int) -> Group:
+    version = _I16.unpack_from(value)[0]
+    v = GroupMetadataValue.decode(value[2:], min(version, GroupMetadataValue.MAX_VERSION))
+    group = Group(group_id, now)
+    group.protocol_type = v.protocol_type or None
+    group.generation_id = v.generation
+    group.protocol_name = v.protocol
+    if v.current_state_timestamp != -1:
+        group.state_timestamp = v.current_state_timestamp
+    for mm in v.members:
+        rebalance_timeout = mm.rebalance_timeout if mm.rebalance_timeout != -1 \
+            else mm.session_timeout
+        group.add(Member(mm.member_id, mm.group_instance_id, mm.client_id, mm.client_host,
+                         rebalance_timeout, mm.session_timeout, group.protocol_type or "",
+                         [(v.protocol or "", mm.subscription)], assignment=mm.assignment))
+    group.leader_id = v.leader if v.leader in group.members else group.leader_id
+    group.state = GroupState.STABLE if group.members else GroupState.EMPTY
+    group.previous_state = group.state
+    return group
+
+
+class LogGroupStore:
+    """A `GroupStore` appending to `__consumer_offsets` through `log_for(partition)`."""
+
+    def __init__(self, log_for: Callable[[str], tuple[PartitionLog, int] | None],
+                 clock: Callable[[], int],
+                 notify: Callable[[int], None] = lambda partition: None) -> None:
+        self._log_for = log_for
+        self._clock = clock
+        self._notify = notify
+
+    def _append(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
+        found = self._log_for(group_id)
+        if found is None:
+            raise StoreError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
+        plog, partition = found
+        batch = build_batch(records, base_timestamp=self._clock())
+        try:
+            plog.append(batch, validated=True, origin=AppendOrigin.COORDINATOR)
+        except RecordTooLarge as exc:
+            raise StoreError(ErrorCode.INVALID_COMMIT_OFFSET_SIZE, str(exc)) from exc
+        except StorageError as exc:
+            log.warning("group log append failed group=%s error=%s", group_id, exc)
+            raise StoreError(ErrorCode.UNKNOWN_SERVER_ERROR, str(exc)) from exc
+        self._notify(partition)
+
+    def store_group(self, group: Group) -> None:
+        self._append(group.group_id, [(group_key(group.group_id), group_value(group))])
+
+    def store_offsets(self, group_id: str,
+                      offsets: Mapping[tuple[str, int], OffsetAndMetadata]) -> None:
+        self._append(group_id, [(offset_key(group_id, t, p), offset_value(om))
+                                for (t, p), om in offsets.items()])
+
+    def delete_offsets(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
+        records: list[tuple[bytes, bytes | None]] = [
+            (offset_key(group_id, t, p), None) for t, p in partitions]
+        if records:
+            self._append(group_id, records)
+
+    def delete_group(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
+        records: list[tuple[bytes, bytes | None]] = [
+            (offset_key(group_id, t, p), None) for t, p in partitions]
+        records.append((group_key(group_id), None))
+        self._append(group_id, records)
+
+
+def load(coordinator: GroupCoordinator, logs: Iterable[PartitionLog], now: int) -> int:
+    """Read every group and offset back from the logs into `coordinator`; returns the number
+    of records read. Malformed records are skipped with a warning."""
+    groups: dict[str, bytes | None] = {}
+    offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata | None]] = {}
+    count = 0
+    for plog in logs:
+        position = plog.log_start_offset
+        end = plog.high_watermark
+        while position < end:
+            data = plog.read_bytes(position, _READ_CHUNK, max_offset=end)
+            if not data:
+                break
+            for pos, header in iter_batches(data):
+                if header.is_control:
+                    position = header.next_offset
+                    continue
+                for record in iter_records(data, pos, header):
+                    if record.key is None or record.offset < position:
+                        continue
+                    count += 1
+                    try:
+                        kind, key = decode_key(record.key)
+                        if kind == "offset":
+                            om = (decode_offset_value(record.value)
+                                  if record.value is not None else None)
+                            offsets.setdefault(key.group, {})[(key.topic, key.partition)] = om
+                        elif kind == "group":
+                            groups[key.group] = record.value
+                    except (ProtocolError, struct.error) as exc:
+                        log.warning("skipping malformed group record offset=%d error=%s",
+                                    record.offset, exc)
+                position = header.next_offset
+    for group_id in set(groups) | set(offsets):
+        value = groups.get(group_id)
+        group = decode_group_value(group_id, value, now) if value is not None \
+            else Group(group_id, now)
+        group.offsets = {tp: om for tp, om in offsets.get(group_id, {}).items()
+                         if om is not None}
+        if value is None and not group.offsets:
+            continue
+        coordinator.load_group(group)
+    return count

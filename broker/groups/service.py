@@ -1,0 +1,115 @@
+"""The group coordinator inside the broker: its log, its timers, and async waiting.
+
+`GroupService` owns the `GroupCoordinator` state machine, gives it the broker's clock and a
+`LogGroupStore` on `__consumer_offsets` (created on first need with Kafka's internal topic
+configs), and loads every group back from that topic when the broker starts. `run()` is the
+background task that fires the state machine's timers: it sleeps until the next deadline
+or until the state machine reports an earlier one. `join`/`sync` are the only async calls:
+they park on a `trio.Event` until the state machine calls back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from broker.groups import records
+from broker.groups.coordinator import (
+    GroupConfig,
+    GroupCoordinator,
+    JoinResult,
+    SyncResult,
+)
+from broker.groups.records import OFFSETS_TOPIC, LogGroupStore, partition_for
+
+if TYPE_CHECKING:
+    from broker.server import Broker
+    from storage import PartitionLog
+
+log = logging.getLogger("odradek.groups")
+
+
+class GroupService:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        started = time.monotonic()
+        store = LogGroupStore(self._log_for, broker.clock, self._notify)
+        self.coordinator = GroupCoordinator(GroupConfig.from_broker(broker.config),
+                                            broker.clock, store)
+        self._wake = trio.Event()
+        self.coordinator.wakeup = self._wake.set
+        topic = broker.topics.get(OFFSETS_TOPIC)
+        if topic is not None:
+            logs = [plog for p in range(topic.partitions)
+                    if (plog := broker.topics.log(OFFSETS_TOPIC, p)) is not None]
+            count = records.load(self.coordinator, logs, broker.clock())
+            log.info("loaded groups groups=%d records=%d seconds=%.3f",
+                     len(self.coordinator.groups), count, time.monotonic() - started)
+
+    # -- the offsets topic -------------------------------------------------------------------
+
+    def ensure_offsets_topic(self) -> int:
+        """Create `__consumer_offsets` if missing; its partition count."""
+        topic = self.broker.topics.get(OFFSETS_TOPIC)
+        if topic is None:
+            config = self.broker.config
+            partitions = config["offsets.topic.num.partitions"]
+            topic = self.broker.topics.create(OFFSETS_TOPIC, partitions, {
+                "cleanup.policy": "compact",
+                "segment.bytes": str(config["offsets.topic.segment.bytes"]),
+                "compression.type": "producer",
+            })
+            log.info("created %s partitions=%d", OFFSETS_TOPIC, topic.partitions)
+        return topic.partitions
+
+    def _log_for(self, group_id: str) -> tuple[PartitionLog, int] | None:
+        partitions = self.ensure_offsets_topic()
+        partition = partition_for(group_id, partitions)
+        plog = self.broker.topics.log(OFFSETS_TOPIC, partition)
+        return None if plog is None else (plog, partition)
+
+    def _notify(self, partition: int) -> None:
+        self.broker.waiters.notify(OFFSETS_TOPIC, partition)
+
+    # -- async waiting -----------------------------------------------------------------------
+
+    async def join(self, **kwargs: Any) -> JoinResult:
+        event = trio.Event()
+        box: list[JoinResult] = []
+
+        def done(result: JoinResult) -> None:
+            box.append(result)
+            event.set()
+
+        self.coordinator.join_group(callback=done, **kwargs)
+        await event.wait()
+        return box[0]
+
+    async def sync(self, **kwargs: Any) -> SyncResult:
+        event = trio.Event()
+        box: list[SyncResult] = []
+
+        def done(result: SyncResult) -> None:
+            box.append(result)
+            event.set()
+
+        self.coordinator.sync_group(callback=done, **kwargs)
+        await event.wait()
+        return box[0]
+
+    # -- timers --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Fire the coordinator's timers, forever."""
+        clock = self.broker.clock
+        while True:
+            self._wake = trio.Event()
+            self.coordinator.wakeup = self._wake.set
+            deadline = self.coordinator.next_deadline()
+            timeout = float("inf") if deadline is None else max(deadline - clock(), 0) / 1000
+            with trio.move_on_after(timeout):
+                await self._wake.wait()
+            self.coordinator.tick(clock())
