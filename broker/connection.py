@@ -14,6 +14,12 @@ Failures, as the style guide sets them out:
   the broker keeps serving everyone else.
 Each response is written whole under the send lock and shielded from cancellation, so a
 shutdown never leaves a torn frame on the wire.
+
+Idle connections (`connections.max.idle.ms`) are closed as Kafka's `Selector` does: the
+timer counts from the connection's last socket I/O (a frame read, a response written), so
+a request parked longer than that (a long-polling Fetch) gets its connection closed too,
+and its answer is dropped; the handler itself runs to completion. A watchdog task per
+connection does this, so handlers are never cancelled by it.
 """
 
 from __future__ import annotations
@@ -57,26 +63,48 @@ class Connection:
         self._reader = FrameReader(stream, broker.config["socket.request.max.bytes"])
 
     async def serve(self) -> None:
-        idle_seconds = self.broker.config["connections.max.idle.ms"] / 1000
+        self._last_io = trio.current_time()
+        self._sending = False
+        self._expired = False
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._close_when_idle)
+                await self._serve_requests()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def _serve_requests(self) -> None:
         try:
             while True:
-                with trio.move_on_after(idle_seconds) as idle:
-                    frame = await self._reader.read_frame()
-                if idle.cancelled_caught:
-                    log.info("closing idle connection peer=%s idle_ms=%d", self.peer,
-                             int(idle_seconds * 1000))
-                    return
+                frame = await self._reader.read_frame()
                 if frame is None:
                     return
+                self._last_io = trio.current_time()
                 if not await self._handle_frame(frame):
                     return
         except FramingError as exc:
             log.warning("closing connection peer=%s reason=%s", self.peer, exc)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            log.info("connection lost peer=%s reason=%s", self.peer, exc or type(exc).__name__)
-        finally:
-            with trio.CancelScope(shield=True):
-                await self.stream.aclose()
+            if not self._expired:
+                log.info("connection lost peer=%s reason=%s", self.peer,
+                         exc or type(exc).__name__)
+
+    async def _close_when_idle(self) -> None:
+        """Close the stream once no I/O happened for `connections.max.idle.ms`; a blocked
+        read then ends with ClosedResourceError, a later response write likewise."""
+        idle_seconds = self.broker.config["connections.max.idle.ms"] / 1000
+        while True:
+            await trio.sleep_until(self._last_io + idle_seconds)
+            if self._sending:  # a response going out is activity
+                self._last_io = trio.current_time()
+            elif trio.current_time() >= self._last_io + idle_seconds:
+                break
+        self._expired = True
+        log.info("closing idle connection peer=%s idle_ms=%d", self.peer,
+                 int(idle_seconds * 1000))
+        await self.stream.aclose()
 
     async def _handle_frame(self, frame: bytes) -> bool:
         """Handle one request; False when the connection must be closed."""
@@ -139,4 +167,11 @@ class Connection:
     async def _send(self, chunks: list[Any]) -> None:
         with trio.CancelScope(shield=True):
             async with self._send_lock:
-                await send_chunks(self.stream, chunks)
+                if self._expired:  # closed while the handler ran: the answer is dropped
+                    raise trio.ClosedResourceError("closed as idle")
+                self._sending = True
+                try:
+                    await send_chunks(self.stream, chunks)
+                finally:
+                    self._sending = False
+                    self._last_io = trio.current_time()

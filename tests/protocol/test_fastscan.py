@@ -47,7 +47,7 @@ def _python_summary(data: bytes, count: int, base: int) -> tuple[int, int, bool,
     scanned = _scan(data, count)
     stamps = [base + d for _, d, _ in scanned]
     non_null = [t for t in stamps if t != -1]
-    return (min(non_null) if non_null else 2**63 - 1, max(stamps),
+    return (min(non_null) if non_null else 2**63 - 1, max(stamps) if stamps else -(2**63),
             all(o == i for i, (o, _, _) in enumerate(scanned)),
             any(k for _, _, k in scanned))
 
