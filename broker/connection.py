@@ -55,8 +55,9 @@ def _peer_name(stream: trio.abc.Stream) -> str:
 
 
 class Connection:
-    def __init__(self, broker: Broker, stream: trio.abc.Stream) -> None:
+    def __init__(self, broker: Broker, stream: trio.abc.Stream, listener: str = "") -> None:
         self.broker = broker
+        self.listener = listener
         self.stream = stream
         self.peer = _peer_name(stream)
         self._send_lock = trio.Lock()
@@ -130,6 +131,7 @@ class Connection:
             client_id=request.client_id,
             peer=self.peer,
             broker=self.broker,
+            listener=self.listener,
         )
         try:
             response: Any

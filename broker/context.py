@@ -22,3 +22,5 @@ class RequestContext:
     client_id: str | None
     peer: str
     broker: Broker
+    #: The name of the listener the connection came in on (e.g. "PLAINTEXT").
+    listener: str = ""

@@ -127,9 +127,7 @@ class Topic:
 class TopicRegistry:
     def __init__(self, log_manager: LogManager, topic_defaults: Mapping[str, str]) -> None:
         self._logs = log_manager
-        # The broker's defaults are not topic overrides: clear `overridden`.
-        self._defaults = dataclasses.replace(
-            LogConfig.from_dict(dict(topic_defaults)), overridden=frozenset())
+        self._defaults = topic_log_defaults(topic_defaults)
         self._path = Path(log_manager.log_dirs[0]) / METADATA_FILE
         self._topics: dict[str, Topic] = {}
         self._by_id: dict[uuid.UUID, Topic] = {}
@@ -328,6 +326,35 @@ class TopicRegistry:
                 adopted = True
         if adopted:
             self._save()
+
+
+def topic_log_defaults(topic_defaults: Mapping[str, str]) -> LogConfig:
+    """The broker's topic defaults as a LogConfig (they are not overrides: `overridden`
+    stays empty)."""
+    return dataclasses.replace(LogConfig.from_dict(dict(topic_defaults)),
+                               overridden=frozenset())
+
+
+def stored_topic_configs(log_dir: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """Topic config overrides as persisted in `log_dir`, read before the logs are opened
+    (so that each log is loaded and recovered with its own settings)."""
+    path = Path(log_dir) / METADATA_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {name: dict(entry.get("configs", {}))
+            for name, entry in data.get("topics", {}).items() if entry.get("configs")}
+
+
+def log_config_with(defaults: LogConfig, overrides: Mapping[str, str]) -> LogConfig:
+    """`defaults` with a topic's overrides; the defaults alone if the overrides are bad."""
+    if not overrides:
+        return defaults
+    try:
+        return LogConfig.from_dict(dict(overrides), defaults)
+    except InvalidConfig:
+        return defaults
 
 
 def _read_partition_metadata(directory: Path) -> uuid.UUID | None:

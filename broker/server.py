@@ -27,7 +27,12 @@ from broker.connection import Connection
 from broker.fetch_sessions import FetchSessionCache
 from broker.groups import GroupService
 from broker.handlers import load_all
-from broker.metadata import TopicRegistry
+from broker.metadata import (
+    TopicRegistry,
+    log_config_with,
+    stored_topic_configs,
+    topic_log_defaults,
+)
 from broker.producer_ids import ProducerIds
 from broker.waiters import AppendWaiters
 from storage import LogManager
@@ -47,9 +52,14 @@ class Broker:
         self.clock = wall_clock_ms
         started = time.monotonic()
         log_dirs: list[str | os.PathLike[str]] = list(config.log_dirs)
+        # Each log is loaded (and recovered) with its topic's settings, read before the
+        # logs are opened.
+        defaults = topic_log_defaults(topic_defaults(config))
+        stored = stored_topic_configs(os.path.abspath(config.log_dirs[0]))
         # inline_flush=False: an append never fsyncs; Produce flushes in a worker thread.
-        self.logs = LogManager(log_dirs, node_id=self.node_id, clock=self.clock,
-                               inline_flush=False)
+        self.logs = LogManager(log_dirs, defaults, node_id=self.node_id, clock=self.clock,
+                               inline_flush=False,
+                               topic_config=lambda t: log_config_with(defaults, stored.get(t, {})))
         self.cluster_id: str = self.logs.cluster_id or ""
         self.topics = TopicRegistry(self.logs, topic_defaults(config))
         self.waiters = AppendWaiters()
@@ -61,8 +71,12 @@ class Broker:
         self._closed = False
         # Persisted dynamic configs (AlterConfigs) take effect before the first request.
         dynamic_config.attach(self)
-        log.info("loaded logs partitions=%d topics=%d log.dirs=%s seconds=%.3f",
+        used = {self.logs.log_dir_of(tp.topic, tp.partition) for tp, _ in self.logs.all_logs()}
+        unclean = [d for d, clean in self.logs.had_clean_shutdown.items()
+                   if not clean and d in used]
+        log.info("loaded logs partitions=%d topics=%d log.dirs=%s last_stop=%s seconds=%.3f",
                  len(self.logs), len(self.topics), ",".join(self.logs.log_dirs),
+                 "unclean (recovered " + ",".join(unclean) + ")" if unclean else "clean",
                  time.monotonic() - started)
 
     def advertised(self) -> list[tuple[str, str, int]]:
@@ -79,8 +93,8 @@ class Broker:
             out.append((listener.name, host, port))
         return out
 
-    async def handle_stream(self, stream: trio.abc.Stream) -> None:
-        await Connection(self, stream).serve()
+    async def handle_stream(self, stream: trio.abc.Stream, listener: str = "") -> None:
+        await Connection(self, stream, listener).serve()
 
     async def serve(self, *, task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED
                     ) -> None:
@@ -91,7 +105,8 @@ class Broker:
                 for listener in self.config.listeners:
                     host = listener.host or None
                     listeners = await nursery.start(
-                        partial(trio.serve_tcp, self.handle_stream, listener.port, host=host))
+                        partial(trio.serve_tcp, partial(self.handle_stream, listener=listener.name),
+                                listener.port, host=host))
                     port = listeners[0].socket.getsockname()[1]
                     self.bound.append((listener, port))
                     ports.append(port)

@@ -93,8 +93,13 @@ CLUSTER_AUTHORIZED_OPERATIONS = _bits(
 
 
 def broker_endpoint(ctx: RequestContext) -> tuple[str, int]:
-    """The host and port clients should use: the first advertised listener."""
-    _, host, port = ctx.broker.advertised()[0]
+    """The host and port clients should use: the advertised listener with the name of the
+    listener the request came in on, as Kafka answers (else the first advertised one)."""
+    advertised = ctx.broker.advertised()
+    for name, host, port in advertised:
+        if name == ctx.listener:
+            return host, port
+    _, host, port = advertised[0]
     return host, port
 
 
