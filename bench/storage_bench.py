@@ -124,7 +124,7 @@ def bench_lookups(dir: str, nbatches: int, batch_size: int, samples: int) -> dic
     for o in offsets:
         log.read(o, 1)
     out["read_us"] = (time.perf_counter() - t0) / samples * 1e6
-    # again on the inactive (trimmed, pread) path
+    # again on the inactive path (trimmed file, headers through a read-only map)
     log.roll()
     t0 = time.perf_counter()
     for o in offsets:
@@ -236,7 +236,7 @@ def main() -> None:
             f"  Segment.translate_offset     {res['translate_us']:6.2f} us  (lookup + header scan)"
         )
         print(f"  PartitionLog.read, active    {res['read_us']:6.2f} us  (whole read path)")
-        print(f"  PartitionLog.read, inactive  {res['read_inactive_us']:6.2f} us  (pread path)")
+        print(f"  PartitionLog.read, inactive  {res['read_inactive_us']:6.2f} us  (read-only map)")
         shutil.rmtree(os.path.join(scratch, "lookup-0"))
 
         print("\ncompaction (one pass over the whole log: offset map, filter, rewrite, swap):")

@@ -52,6 +52,8 @@ _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
+_pack_offset_entry = _OFFSET_ENTRY.pack_into
+_new_tuple = tuple.__new__
 
 
 class OffsetPosition(NamedTuple):
@@ -224,32 +226,40 @@ class _Index:
         mm = self._mm
         assert mm is not None
         es = self.ENTRY_SIZE
-        unpack = self._entry_struct.unpack_from
-        field = 1 if by_value else 0
+        # Read just the compared field: one int per probe, no tuple of the whole entry.
+        if by_value:
+            unpack = self._value_struct.unpack_from
+            at = self._value_at
+        else:
+            unpack = self._key_struct.unpack_from
+            at = 0
 
         first_hot = max(0, entries - 1 - _WARM_BYTES // es)
-        if unpack(mm, first_hot * es)[field] < target:
+        if unpack(mm, first_hot * es + at)[0] < target:
             lo, hi = first_hot, entries - 1
         else:
-            if unpack(mm, 0)[field] > target:
+            if unpack(mm, at)[0] > target:
                 return 0 if upper else -1
             lo, hi = 0, first_hot
         while lo < hi:
             mid = (lo + hi + 1) >> 1
-            found = unpack(mm, mid * es)[field]
+            found = unpack(mm, mid * es + at)[0]
             if found > target:
                 hi = mid - 1
             elif found < target:
                 lo = mid
             else:
                 return mid
-        if not upper or unpack(mm, lo * es)[field] == target:
+        if not upper or unpack(mm, lo * es + at)[0] == target:
             # The search can end on an exact match without probing it (lo == hi from the
             # start): that entry is the answer either way.
             return lo
         return -1 if lo == entries - 1 else lo + 1
 
     _entry_struct: struct.Struct
+    _key_struct: struct.Struct
+    _value_struct: struct.Struct
+    _value_at: int
 
 
 class OffsetIndex(_Index):
@@ -257,6 +267,9 @@ class OffsetIndex(_Index):
 
     ENTRY_SIZE = 8
     _entry_struct = _OFFSET_ENTRY
+    _key_struct = _I32  # relative offset
+    _value_struct = _I32  # position
+    _value_at = 4
     __slots__ = ("_last_offset",)
 
     def __init__(self, path: str | os.PathLike[str], base_offset: int, max_index_size: int) -> None:
@@ -336,14 +349,16 @@ class OffsetIndex(_Index):
 
     def append(self, offset: int, position: int) -> None:
         """Add an entry; `offset` must exceed every offset already in the index."""
-        if self.is_full():
-            raise ValueError(f"attempt to append to a full index (size = {self._entries})")
-        if self._entries == 0 or offset > self._last_offset:
+        entries = self._entries
+        if entries >= self._max_entries:
+            raise ValueError(f"attempt to append to a full index (size = {entries})")
+        if entries == 0 or offset > self._last_offset:
+            rel = offset - self.base_offset
+            if rel < 0 or rel > _INT32_MAX:
+                raise IndexOffsetOverflow(f"integer overflow for offset {offset} ({self.path})")
             assert self._mm is not None
-            _OFFSET_ENTRY.pack_into(
-                self._mm, self._entries * 8, self.relative_offset(offset), position
-            )
-            self._entries += 1
+            _pack_offset_entry(self._mm, entries * 8, rel, position)
+            self._entries = entries + 1
             self._last_offset = offset
         else:
             raise ValueError(
@@ -371,6 +386,9 @@ class TimeIndex(_Index):
 
     ENTRY_SIZE = 12
     _entry_struct = _TIME_ENTRY
+    _key_struct = _I64  # timestamp
+    _value_struct = _I32  # relative offset
+    _value_at = 8
     __slots__ = ("_last_entry",)
 
     def __init__(self, path: str | os.PathLike[str], base_offset: int, max_index_size: int) -> None:
@@ -439,9 +457,12 @@ class TimeIndex(_Index):
 
         Re-appending the last entry is a no-op (happens on close and on roll).
         """
-        if not skip_full_check and self.is_full():
-            raise ValueError(f"attempt to append to a full time index (size = {self._entries})")
+        entries = self._entries
+        if not skip_full_check and entries >= self._max_entries - 1:
+            raise ValueError(f"attempt to append to a full time index (size = {entries})")
         last_ts, last_offset = self._last_entry
+        if timestamp == last_ts and offset >= last_offset and entries != 0:
+            return  # the common case on the append path: nothing new
         if self._entries != 0 and offset < last_offset:
             raise ValueError(
                 f"attempt to append an offset ({offset}) to slot {self._entries} no larger than "
@@ -460,7 +481,7 @@ class TimeIndex(_Index):
                 self._mm, self._entries * 12, timestamp, self.relative_offset(offset)
             )
             self._entries += 1
-            self._last_entry = TimestampOffset(timestamp, offset)
+            self._last_entry = _new_tuple(TimestampOffset, (timestamp, offset))
 
     def truncate_to(self, offset: int) -> None:
         """Remove every entry with offset >= `offset`."""

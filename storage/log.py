@@ -45,22 +45,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from crc32c import crc32c
+
 from protocol.errors import ProtocolError
 from protocol.records import (
     BATCH_HEADER_SIZE,
+    CRC_START_OFFSET,
     LOG_OVERHEAD,
     MAGIC,
     BatchHeader,
     ControlType,
-    batch_crc_ok,
     iter_records,
     parse_control_record,
-    read_batch_header,
+    unpack_batch_header,
 )
 from storage.config import LogConfig
 from storage.errors import (
     CorruptIndex,
     CorruptRecord,
+    IndexOffsetOverflow,
     InvalidRecord,
     OffsetOutOfRange,
     RecordTooLarge,
@@ -106,6 +109,8 @@ EARLIEST_LOCAL_TIMESTAMP = -4
 LATEST_TIERED_TIMESTAMP = -5
 
 _MIN_BATCH_LENGTH = BATCH_HEADER_SIZE - LOG_OVERHEAD
+_INT32_MAX = 2**31 - 1
+_new_tuple = tuple.__new__  # NamedTuples built without their Python-level __new__
 _SEGMENT_FILE = re.compile(r"^(\d{20})(\.log|\.index|\.timeindex|\.txnindex)$")
 
 
@@ -426,46 +431,86 @@ class PartitionLog:
         `InvalidTxnState` reject the append before anything is written.
         """
         mv = memoryview(batches)
-        if mv.ndim != 1 or mv.format not in ("B", "b", "c"):
+        if type(batches) is not bytes and (mv.ndim != 1 or mv.itemsize != 1):
             mv = mv.cast("B")
         n = mv.nbytes
         with self._lock:
-            self._check_open()
+            if self._closed:
+                self._check_open()
             if n == 0:
-                return AppendInfo(
-                    -1, -1, NO_TIMESTAMP, -1, NO_TIMESTAMP, self._log_start_offset, 0, 0, 0
-                )
-            max_bytes = self._max_message_bytes
+                return _new_tuple(AppendInfo, (
+                    -1, -1, NO_TIMESTAMP, -1, NO_TIMESTAMP, self._log_start_offset, 0, 0, 0,
+                    False))
+            if (
+                n >= BATCH_HEADER_SIZE
+                and log_append_time is None
+                and not self._config_log_append_time
+            ):
+                # The hot path: one batch, no producer id, CreateTime (what a client
+                # without idempotence sends). Anything else takes the general path below.
+                h0 = unpack_batch_header(mv, 0)
+                delta = h0[6]  # indexes follow BatchHeader's field order
+                if (
+                    h0[1] + LOG_OVERHEAD == n  # batch_length: exactly one batch
+                    and h0[3] == MAGIC
+                    and h0[9] < 0  # producer_id
+                    and delta >= 0
+                    and n <= self._max_message_bytes
+                    and (validated or crc32c(mv[CRC_START_OFFSET:]) == h0[4])
+                ):
+                    first = self._log_end_offset
+                    last = first + delta
+                    max_ts = h0[8]
+                    if self._segments[-1].append_one(
+                        mv, n, first, last, max_ts, leader_epoch, self._segment_size,
+                        self._max_segment_ms, self._clock,
+                    ):
+                        self._log_end_offset = self._high_watermark = last + 1
+                        self.producer_state.update_map_end_offset(last + 1)
+                        if (
+                            self.inline_flush
+                            and last + 1 - self._recovery_point >= self._flush_messages
+                        ):
+                            self.flush()
+                        if max_ts <= NO_TIMESTAMP:
+                            max_ts, last_ts_offset = NO_TIMESTAMP, -1
+                        else:
+                            last_ts_offset = last
+                        return _new_tuple(AppendInfo, (
+                            first, last, max_ts, last_ts_offset, NO_TIMESTAMP,
+                            self._log_start_offset, h0[12], 1, n, False,
+                        ))
+                    # the segment must roll: the general path does it
+            # One pass over the headers, no per-record work: frame and check each batch.
+            # (Indexes into the header tuple follow BatchHeader's field order.)
             parsed: list[tuple[int, BatchHeader]] = []
-            pos = 0
-            offsets = 0
-            records = 0
+            pos = offsets = records = 0
             max_ts = NO_TIMESTAMP
+            has_producer = False
             while pos < n:
                 if n - pos < BATCH_HEADER_SIZE:
                     raise InvalidRecord(f"{n - pos} trailing bytes are not a whole record batch")
-                h = read_batch_header(mv, pos)
-                if h.magic != MAGIC:
-                    raise InvalidRecord(f"unsupported record batch magic {h.magic}")
-                if h.batch_length < _MIN_BATCH_LENGTH:
-                    raise InvalidRecord(f"record batch length {h.batch_length} is too small")
-                size = h.batch_length + LOG_OVERHEAD
-                if pos + size > n:
-                    raise InvalidRecord("record batch is cut short")
-                if size > max_bytes:
+                h = _new_tuple(BatchHeader, unpack_batch_header(mv, pos))
+                size = h[1] + LOG_OVERHEAD  # batch_length
+                if h[3] != MAGIC or size < BATCH_HEADER_SIZE or pos + size > n:
+                    self._raise_malformed(h, pos, n)
+                if size > self._max_message_bytes:
                     raise RecordTooLarge(
                         f"the record batch size {size} exceeds the maximum configured value "
-                        f"of {max_bytes} (max.message.bytes)"
+                        f"of {self._max_message_bytes} (max.message.bytes)"
                     )
-                if h.last_offset_delta < 0:
-                    raise InvalidRecord(f"negative lastOffsetDelta {h.last_offset_delta}")
-                if not validated and not batch_crc_ok(mv, pos, h):
+                delta = h[6]  # last_offset_delta
+                if delta < 0:
+                    raise InvalidRecord(f"negative lastOffsetDelta {delta}")
+                if not validated and crc32c(mv[pos + CRC_START_OFFSET : pos + size]) != h[4]:
                     raise CorruptRecord(f"record batch at {pos} is corrupt (stored crc = {h.crc})")
                 parsed.append((pos, h))
-                offsets += h.last_offset_delta + 1
-                records += h.records_count
-                if h.max_timestamp > max_ts:
-                    max_ts = h.max_timestamp
+                offsets += delta + 1
+                records += h[12]  # records_count
+                if h[8] > max_ts:  # max_timestamp
+                    max_ts = h[8]
+                if h[9] >= 0:  # producer_id
+                    has_producer = True
                 pos += size
 
             if log_append_time is None and self._config_log_append_time:
@@ -474,53 +519,56 @@ class PartitionLog:
                 max_ts = log_append_time
             first = self._log_end_offset
             last = first + offsets - 1
-            producers = self._check_producers(mv, parsed, first, log_append_time, origin)
-            if isinstance(producers, BatchMetadata):
-                return AppendInfo(producers.first_offset, producers.last_offset, NO_TIMESTAMP,
-                                  -1, producers.timestamp, self._log_start_offset, 0, 0, 0,
-                                  duplicate=True)
-            seg = self._maybe_roll(n, max_ts, last)
-            _, seg_max_ts, max_ts_offset = seg.append(
-                mv, parsed, first, last, leader_epoch=leader_epoch, log_append_time=log_append_time
+            producers: ProducerAppend | None = None
+            if has_producer:
+                checked = self._check_producers(mv, parsed, first, log_append_time, origin)
+                if isinstance(checked, BatchMetadata):
+                    return AppendInfo(checked.first_offset, checked.last_offset,
+                                      NO_TIMESTAMP, -1, checked.timestamp,
+                                      self._log_start_offset, 0, 0, 0, duplicate=True)
+                producers = checked
+            seg = self._segments[-1]
+            if seg.should_roll_fast(n, max_ts, last, self._segment_size, self._max_segment_ms,
+                                    self._clock):
+                seg = self._roll(first)
+                if last - seg.base_offset > _INT32_MAX:
+                    raise IndexOffsetOverflow(
+                        f"offset {last} does not fit segment {seg.base_offset}'s index"
+                    )
+            seg_max_ts, max_ts_offset = seg.append_batches(
+                mv, n, parsed, first, leader_epoch, log_append_time
             )
-            self._log_end_offset = last + 1
-            self._high_watermark = last + 1
+            self._log_end_offset = self._high_watermark = last + 1
             if producers is not None:
                 producers.commit()
             self.producer_state.update_map_end_offset(last + 1)
-            if (
-                self.inline_flush
-                and self._log_end_offset - self._recovery_point >= self._flush_messages
-            ):
+            if self.inline_flush and last + 1 - self._recovery_point >= self._flush_messages:
                 self.flush()
-            return AppendInfo(
-                first_offset=first,
-                last_offset=last,
-                max_timestamp=seg_max_ts,
-                offset_of_max_timestamp=max_ts_offset,
-                log_append_time=NO_TIMESTAMP if log_append_time is None else log_append_time,
-                log_start_offset=self._log_start_offset,
-                record_count=records,
-                batch_count=len(parsed),
-                valid_bytes=n,
-            )
+            return _new_tuple(AppendInfo, (
+                first,
+                last,
+                seg_max_ts,
+                max_ts_offset,
+                NO_TIMESTAMP if log_append_time is None else log_append_time,
+                self._log_start_offset,
+                records,
+                len(parsed),
+                n,
+                False,
+            ))
+
+    @staticmethod
+    def _raise_malformed(h: BatchHeader, pos: int, n: int) -> None:
+        """The append's framing errors, in Kafka's order of checks."""
+        if h.magic != MAGIC:
+            raise InvalidRecord(f"unsupported record batch magic {h.magic}")
+        if h.batch_length < _MIN_BATCH_LENGTH:
+            raise InvalidRecord(f"record batch length {h.batch_length} is too small")
+        raise InvalidRecord("record batch is cut short")
 
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError(f"log {self.dir} is closed")
-
-    def _maybe_roll(self, messages_size: int, max_timestamp: int, max_offset: int) -> Segment:
-        seg = self._segments[-1]
-        if seg.should_roll(
-            max_segment_ms=self._max_segment_ms,
-            max_segment_bytes=self._segment_size,
-            max_timestamp_in_messages=max_timestamp,
-            max_offset_in_messages=max_offset,
-            messages_size=messages_size,
-            now_ms=self._clock(),
-        ):
-            return self._roll(self._log_end_offset)
-        return seg
 
     def roll(self) -> Segment:
         """Start a new active segment at the log end offset (a no-op when the active

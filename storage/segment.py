@@ -12,8 +12,10 @@ file names, as Kafka's `LogFileUtils`). Only the last segment of a partition is 
   real end of data; everything after it is zeros.
 * On roll (`deactivate`) or close the map is dropped and the file is trimmed to `size`;
   the indexes are trimmed to their entries (Kafka's `onBecomeInactiveSegment`).
-* Inactive segments are read through `FileSlice`s of an ordinary file object, and their
-  batch headers with `os.pread`; their indexes are mapped only when used.
+* Inactive segments are read through `FileSlice`s of an ordinary file object; their
+  batch headers through a read-only map of the data made on first use (`os.pread` if
+  that fails); their indexes are mapped only when used. Nothing shrinks a mapped file:
+  truncation and recovery drop the maps first.
 
 Index entries follow `LogSegment.append`: when more than `index.interval.bytes` were
 appended since the last entry, the append gets an offset-index entry (its largest offset ->
@@ -49,9 +51,7 @@ from protocol.records import (
     batch_crc_ok,
     iter_records,
     read_batch_header,
-    set_base_offset,
     set_log_append_time,
-    set_partition_leader_epoch,
 )
 from storage.config import LogConfig
 from storage.errors import CorruptIndex, IndexOffsetOverflow
@@ -84,6 +84,13 @@ _MIN_BATCH_LENGTH = BATCH_HEADER_SIZE - LOG_OVERHEAD
 #: baseOffset (@0), batchLength (@8) and lastOffsetDelta (@23) of a v2 batch header: all a
 #: forward scan needs (see protocol/records.py for the full layout).
 _SCAN_FIELDS = struct.Struct(">qi11xi")
+#: baseOffset, batchLength, partitionLeaderEpoch: what an append patches (one pack).
+_pack_patch = struct.Struct(">qii").pack_into
+_TIMESTAMP_TYPE_MASK = 0x08
+_new_tuple = tuple.__new__
+#: `Segment.read` consults the offset index for where to stop only when the range to walk
+#: spans more than this many batches the size of the first one.
+_INDEX_SKIP_BATCHES = 16
 _INT32_MAX = 2**31 - 1
 _PAGE = mmap.PAGESIZE
 #: Bytes read per `pread` when walking batch headers of an unmapped segment.
@@ -204,7 +211,8 @@ class Segment:
         self._size = 0
         self._active = False
         self._file: io.FileIO | None = None
-        self._mm: mmap.mmap | None = None
+        self._mm: mmap.mmap | None = None  # the active segment's read-write map
+        self._rmm: mmap.mmap | None = None  # an inactive segment's read-only map (headers)
         self._capacity = 0  # file size while mapped
         self._prefaulted = 0  # map bytes already faulted in (see _prefault)
         self._offset_index: OffsetIndex | None = None
@@ -428,6 +436,7 @@ class Segment:
         return self._mm
 
     def _unmap_and_trim(self) -> None:
+        self._drop_read_map()
         if self._mm is not None:
             self._mm.close()
             self._mm = None
@@ -456,6 +465,7 @@ class Segment:
     def activate(self) -> None:
         """Become the segment appends go to: map the log, grow indexes to full size."""
         self._active = True
+        self._drop_read_map()
         if self._offset_index is not None:
             self._offset_index.resize(self.config.segment_index_bytes)
         if self._time_index is not None:
@@ -475,11 +485,41 @@ class Segment:
 
     # -- reading batch headers --------------------------------------------------------
 
+    def _view(self) -> mmap.mmap | None:
+        """The map to read batch headers from: the active segment's map, or for an
+        inactive segment a read-only map of its data, made on first use and dropped with
+        the other handles (so the handle cache bounds them too). Header scans on it cost
+        what they cost on the active segment; `pread` of a 64 KiB chunk per lookup cost
+        more. None (callers fall back to `pread`) for an active segment whose map was
+        released, an empty segment, or a map the OS refused.
+
+        Safe because nothing shrinks an inactive segment's file under a map: `truncate_to`
+        and `recover` drop it first (`_unmap_and_trim_to_file`)."""
+        mm = self._mm
+        if mm is not None or self._active:
+            return mm
+        mm = self._rmm
+        if mm is None or len(mm) != self._size:
+            self._drop_read_map()
+            if self._size <= 0:
+                return None
+            try:
+                mm = mmap.mmap(self.file().fileno(), self._size, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):
+                return None
+            self._rmm = mm
+        return mm
+
+    def _drop_read_map(self) -> None:
+        if self._rmm is not None:
+            self._rmm.close()
+            self._rmm = None
+
     def _header_at(self, pos: int) -> BatchHeader | None:
         """The header of the batch at `pos` if a whole header lies inside the data."""
         if pos + BATCH_HEADER_SIZE > self._size or pos < 0:
             return None
-        mm = self._mm
+        mm = self._view()
         if mm is not None:
             return read_batch_header(mm, pos)
         data = os.pread(self.file().fileno(), BATCH_HEADER_SIZE, pos)
@@ -493,7 +533,7 @@ class Segment:
         """(position, header) of each whole batch in [start, end), trusting lengths."""
         end = self._size if end is None else min(end, self._size)
         pos = start
-        mm = self._mm
+        mm = self._view()
         if mm is not None:
             while pos + BATCH_HEADER_SIZE <= end:
                 h = read_batch_header(mm, pos)
@@ -523,8 +563,9 @@ class Segment:
     def read_bytes(self, position: int, length: int) -> bytes:
         """A copy of `length` bytes at `position` (for record-level scans)."""
         length = max(0, min(length, self._size - position))
-        if self._mm is not None:
-            return self._mm[position : position + length]
+        mm = self._view()
+        if mm is not None:
+            return mm[position : position + length]
         return os.pread(self.file().fileno(), length, position)
 
     def translate_offset(
@@ -547,7 +588,7 @@ class Segment:
         batchLength and lastOffsetDelta (`_SCAN_FIELDS`) instead of whole headers."""
         end = self._size
         unpack = _SCAN_FIELDS.unpack_from
-        mm = self._mm
+        mm = self._view()
         if mm is not None:
             while pos + BATCH_HEADER_SIZE <= end:
                 base, length, delta = unpack(mm, pos)
@@ -594,41 +635,156 @@ class Segment:
         `last_offset` is the offset the last record will get.
         Returns (physical position, max timestamp, offset of max timestamp) of the append.
         """
-        n = len(data)
-        physical = self._size
         if not 0 <= last_offset - self.base_offset <= _INT32_MAX:
             raise IndexOffsetOverflow(
                 f"offset {last_offset} does not fit segment {self.base_offset}'s index"
             )
-        mm = self._ensure_map()
-        if physical + n > self._capacity:
-            mm = self._grow_map(physical + n)
+        physical = self._size
+        max_ts, max_ts_offset = self.append_batches(
+            data, len(data), batches, first_offset, leader_epoch, log_append_time
+        )
+        return physical, max_ts, max_ts_offset
+
+    def append_one(
+        self,
+        data: memoryview,
+        n: int,
+        first_offset: int,
+        last_offset: int,
+        max_timestamp: int,
+        leader_epoch: int,
+        max_segment_bytes: int,
+        max_segment_ms: int,
+        clock: Callable[[], int],
+    ) -> bool:
+        """The hot path of `PartitionLog.append`: one checked batch of `n` bytes with
+        CreateTime and no LogAppendTime stamping, getting offsets [first, last]. Returns
+        False, writing nothing, when `should_roll_fast` says the segment must roll first;
+        else does what `append` does (one copy, baseOffset/leader epoch patched in place,
+        timestamps and index entries) in one call."""
+        physical = self._size
+        # -- should_roll_fast, inline
+        if physical > max_segment_bytes - n:
+            return False
+        if physical > 0:
+            if not self._rolling_ts_loaded:
+                self._load_first_batch_timestamp()
+            rts = self._rolling_based_timestamp
+            if rts is not None and rts >= 0:
+                if max_timestamp - rts > max_segment_ms - self.roll_jitter_ms:
+                    return False
+            elif clock() - self._created_ms > max_segment_ms - self.roll_jitter_ms:
+                return False
+        oi = self._offset_index
+        if oi is None:
+            oi = self.offset_index()
+        ti = self._time_index
+        if ti is None:
+            ti = self.time_index()
+        if (
+            oi._entries >= oi._max_entries
+            or ti._entries >= ti._max_entries - 1
+            or not 0 <= last_offset - self.base_offset <= _INT32_MAX
+        ):
+            return False
+        # -- the append
         end = physical + n
+        mm = self._mm
+        if mm is None:
+            mm = self._ensure_map()
+        else:
+            cache = self._cache
+            if cache is not None and cache._mru is not self:
+                cache.touch(self)
         if end > self._prefaulted:
+            if end > self._capacity:
+                mm = self._grow_map(end)
             self._prefault(end)
-        mm[physical:end] = data
+        mm[physical:end] = data  # the one copy
+        _pack_patch(mm, physical, first_offset, n - LOG_OVERHEAD, leader_epoch)
+        self._size = end
+        self._next_offset = last_offset + 1
+        if max_timestamp > NO_TIMESTAMP:
+            max_ts_offset = last_offset
+        else:
+            max_timestamp, max_ts_offset = NO_TIMESTAMP, -1
+        if physical == 0:
+            self._rolling_based_timestamp = max_timestamp
+            self._rolling_ts_loaded = True
+        cur_max = self._max_ts
+        if cur_max is None:
+            cur_max = self.read_max_timestamp_and_offset_so_far()
+        if max_timestamp > cur_max[0]:
+            cur_max = self._max_ts = _new_tuple(TimestampOffset, (max_timestamp, max_ts_offset))
+        since = self._bytes_since_last_index_entry
+        if since > self.config.index_interval_bytes:
+            oi.append(last_offset, physical)
+            if cur_max[0] != ti._last_entry[0]:
+                ti.maybe_append(cur_max[0], cur_max[1])
+            since = 0
+        self._bytes_since_last_index_entry = since + n
+        return True
+
+    def append_batches(
+        self,
+        data: memoryview,
+        n: int,
+        batches: list[tuple[int, BatchHeader]],
+        first_offset: int,
+        leader_epoch: int,
+        log_append_time: int | None,
+    ) -> tuple[int, int]:
+        """`append` for `PartitionLog`'s hot path: the caller has checked that the last
+        offset fits this segment's index (`should_roll_fast`) and knows the position
+        (`size` before the call). `n` is `len(data)`. Returns (max timestamp, its offset)."""
+        physical = self._size
+        end = physical + n
+        mm = self._mm
+        if mm is None:
+            mm = self._ensure_map()
+        else:
+            cache = self._cache
+            if cache is not None and cache._mru is not self:
+                cache.touch(self)
+        if end > self._prefaulted:
+            if end > self._capacity:
+                mm = self._grow_map(end)
+            self._prefault(end)
+        mm[physical:end] = data  # the one copy
+        # Offsets and leader epoch in place: baseOffset, batchLength (rewritten unchanged)
+        # and partitionLeaderEpoch are adjacent, so one pack per batch. Header tuple
+        # indexes follow BatchHeader's field order.
         offset = first_offset
-        max_ts = NO_TIMESTAMP
-        max_ts_offset = -1
-        for rel, h in batches:
-            p = physical + rel
-            set_base_offset(mm, p, offset)
-            set_partition_leader_epoch(mm, p, leader_epoch)
-            last = offset + h.last_offset_delta
-            if log_append_time is not None:
-                if (
-                    h.timestamp_type != TimestampType.LOG_APPEND_TIME
-                    or h.max_timestamp != log_append_time
-                ):
-                    set_log_append_time(mm, p, log_append_time)
-                ts = log_append_time
+        if log_append_time is None:
+            if len(batches) == 1:
+                h = batches[0][1]
+                _pack_patch(mm, physical, offset, h[1], leader_epoch)  # h[1]: batch_length
+                offset += h[6] + 1  # h[6]: last_offset_delta
+                max_ts = h[8]  # max_timestamp
+                if max_ts > NO_TIMESTAMP:
+                    max_ts_offset = offset - 1
+                else:
+                    max_ts, max_ts_offset = NO_TIMESTAMP, -1
             else:
-                ts = h.max_timestamp
-            if ts > max_ts:
-                max_ts, max_ts_offset = ts, last
-            offset = last + 1
-        largest_offset = offset - 1
-        self._size = physical + n
+                max_ts = NO_TIMESTAMP
+                max_ts_offset = -1
+                for rel, h in batches:
+                    _pack_patch(mm, physical + rel, offset, h[1], leader_epoch)
+                    offset += h[6] + 1
+                    if h[8] > max_ts:
+                        max_ts, max_ts_offset = h[8], offset - 1
+        else:
+            max_ts = NO_TIMESTAMP
+            max_ts_offset = -1
+            for rel, h in batches:
+                p = physical + rel
+                _pack_patch(mm, p, offset, h.batch_length, leader_epoch)
+                offset += h.last_offset_delta + 1
+                if h.attributes & _TIMESTAMP_TYPE_MASK == 0 or h.max_timestamp != log_append_time:
+                    set_log_append_time(mm, p, log_append_time)
+                if log_append_time > max_ts:
+                    max_ts, max_ts_offset = log_append_time, offset - 1
+        self._size = end
         self._next_offset = offset
         if physical == 0:
             self._rolling_based_timestamp = max_ts
@@ -636,15 +792,21 @@ class Segment:
         cur_max = self._max_ts
         if cur_max is None:
             cur_max = self.read_max_timestamp_and_offset_so_far()
-        if max_ts > cur_max.timestamp:
-            self._max_ts = TimestampOffset(max_ts, max_ts_offset)
-        if self._bytes_since_last_index_entry > self.config.index_interval_bytes:
-            self.offset_index().append(largest_offset, physical)
-            cur = self.read_max_timestamp_and_offset_so_far()
-            self.time_index().maybe_append(cur.timestamp, cur.offset)
-            self._bytes_since_last_index_entry = 0
-        self._bytes_since_last_index_entry += n
-        return physical, max_ts, max_ts_offset
+        if max_ts > cur_max[0]:
+            cur_max = self._max_ts = _new_tuple(TimestampOffset, (max_ts, max_ts_offset))
+        since = self._bytes_since_last_index_entry
+        if since > self.config.index_interval_bytes:
+            oi = self._offset_index
+            if oi is None:
+                oi = self.offset_index()
+            oi.append(offset - 1, physical)
+            ti = self._time_index
+            if ti is None:
+                ti = self.time_index()
+            ti.maybe_append(cur_max[0], cur_max[1])
+            since = 0
+        self._bytes_since_last_index_entry = since + n
+        return max_ts, max_ts_offset
 
     # -- roll conditions --------------------------------------------------------------
 
@@ -685,6 +847,26 @@ class Segment:
         it is non-empty and older than `segment.ms` minus its jitter (by the first batch's
         timestamp if it has one, else by wall clock), or an index is full, or the last
         offset would not fit the index."""
+        return self.should_roll_fast(
+            messages_size,
+            max_timestamp_in_messages,
+            max_offset_in_messages,
+            max_segment_bytes,
+            max_segment_ms,
+            lambda: now_ms,
+        )
+
+    def should_roll_fast(
+        self,
+        messages_size: int,
+        max_timestamp_in_messages: int,
+        max_offset_in_messages: int,
+        max_segment_bytes: int,
+        max_segment_ms: int,
+        clock: Callable[[], int],
+    ) -> bool:
+        """`should_roll` for the append path: positional arguments, and the clock is read
+        only when the segment has no first-batch timestamp to age by."""
         size = self._size
         if size > max_segment_bytes - messages_size:
             return True
@@ -695,7 +877,7 @@ class Segment:
             waited = (
                 max_timestamp_in_messages - ts
                 if ts is not None and ts >= 0
-                else now_ms - self._created_ms
+                else clock() - self._created_ms
             )
             if waited > max_segment_ms - self.roll_jitter_ms:
                 return True
@@ -785,11 +967,14 @@ class Segment:
         end_limit = min(limit_pos, start + budget)
         if end_limit < start + first_size:
             return SegmentRead(start, 0, first.base_offset, first_size, budget < first_size)
-        # Skip ahead with the index, then walk headers to the last whole batch.
+        # Walk headers to the last whole batch, first skipping ahead with the index when
+        # the walk would be long: a binary search costs about what a dozen header steps
+        # do, so short reads (consumers near the tail, small max sizes) skip it.
         scan_from = start + first_size
-        hint = self.offset_index().lookup_position_floor(end_limit)
-        if hint is not None and hint.position > scan_from:
-            scan_from = hint.position
+        if end_limit - scan_from > _INDEX_SKIP_BATCHES * first_size:
+            hint = self.offset_index().lookup_position_floor(end_limit)
+            if hint is not None and hint.position > scan_from:
+                scan_from = hint.position
         end = scan_from
         for pos, h in self.iter_headers(scan_from, end_limit):
             end = pos + h.batch_length + LOG_OVERHEAD
@@ -893,6 +1078,7 @@ class Segment:
 
     def _unmap_and_trim_to_file(self) -> None:
         """Drop the map without touching the file size (recovery reads the real file)."""
+        self._drop_read_map()
         if self._mm is not None:
             self._mm.close()
             self._mm = None
@@ -951,7 +1137,11 @@ class Segment:
             self._time_index.flush()
 
     def close(self) -> None:
-        """Kafka's `LogSegment.close`: final time-index entry, trim everything, close."""
+        """Kafka's `LogSegment.close`: final time-index entry, trim everything, close.
+        The active segment leaves both index files, even empty ones (else the next open
+        would count its index as missing and rescan the segment)."""
+        if self._active and self._offset_index is None:
+            self.offset_index()
         if self._max_ts is not None and (self._time_index is not None or self._active):
             ti = self.time_index()
             try:
