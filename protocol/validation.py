@@ -345,8 +345,13 @@ def validate_produce_records(
     create_time = timestamp_type == TimestampType.CREATE_TIME
     batch_lat = header.timestamp_type == TimestampType.LOG_APPEND_TIME
     if fastscan.AVAILABLE and not batch_lat:
+        data: bytes | memoryview
         try:
-            data = records_section(view, 0, header, max_decompressed_bytes)
+            if header.compression == Compression.NONE:
+                # Uncompressed: scan the request's bytes in place (records_section copies).
+                data = view[BATCH_HEADER_SIZE:size]
+            else:
+                data = records_section(view, 0, header, max_decompressed_bytes)
         except DecompressionLimitError as e:
             return ValidationFailure(ErrorCode.INVALID_RECORD, str(e))
         except DecompressionError as e:
