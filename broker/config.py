@@ -195,6 +195,15 @@ BROKER_CONFIGS: tuple[ConfigDef, ...] = (
 
 _DEFS: dict[str, ConfigDef] = {d.name: d for d in BROKER_CONFIGS}
 
+#: Odradek's own configs: not Kafka's, so kept out of `BROKER_CONFIGS` and of what
+#: DescribeConfigs lists; read like the others (`config["metrics.listener"]`).
+ODRADEK_CONFIGS: tuple[ConfigDef, ...] = (
+    ConfigDef("metrics.listener", S, "",
+              "Prometheus metrics endpoint, e.g. http://127.0.0.1:9644/metrics; empty: off."),
+)
+
+_ODRADEK_DEFS: dict[str, ConfigDef] = {d.name: d for d in ODRADEK_CONFIGS}
+
 
 def env_name(config_name: str) -> str:
     """The environment variable that sets `config_name` (the Apache Kafka image's rule)."""
@@ -246,7 +255,7 @@ class BrokerConfig:
     @staticmethod
     def _resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for defn in BROKER_CONFIGS:
+        for defn in BROKER_CONFIGS + ODRADEK_CONFIGS:
             if defn.name in raw:
                 values[defn.name] = _parse(defn, raw[defn.name])
             else:
@@ -301,7 +310,7 @@ class BrokerConfig:
             values.update(read_properties(config_file))
         for variable, value in (os.environ if environ is None else environ).items():
             name = config_name_from_env(variable)
-            if name is not None and name in _DEFS:
+            if name is not None and (name in _DEFS or name in _ODRADEK_DEFS):
                 values[name] = value
         for item in overrides:
             key, sep, value = item.partition("=")
@@ -332,7 +341,8 @@ class BrokerConfig:
 
     def unknown_names(self) -> list[str]:
         known = kafka_broker_defs()
-        return sorted(k for k in self._raw if k not in _DEFS and k not in known)
+        return sorted(k for k in self._raw
+                      if k not in _DEFS and k not in _ODRADEK_DEFS and k not in known)
 
     @property
     def log_dirs(self) -> list[str]:

@@ -25,6 +25,7 @@ connection does this, so handlers are never cancelled by it.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -67,12 +68,15 @@ class Connection:
         self._last_io = trio.current_time()
         self._sending = False
         self._expired = False
+        connections = self.broker.metrics.connections.labels(self.listener)
+        connections.inc()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._close_when_idle)
                 await self._serve_requests()
                 nursery.cancel_scope.cancel()
         finally:
+            connections.dec()
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
@@ -109,6 +113,7 @@ class Connection:
 
     async def _handle_frame(self, frame: bytes) -> bool:
         """Handle one request; False when the connection must be closed."""
+        started = time.perf_counter()
         try:
             request = frames.decode_request(frame)
         except UnsupportedVersionError as exc:
@@ -140,6 +145,7 @@ class Connection:
             else:
                 response = registration.func(ctx, request.body)
             if response is None:
+                self.broker.metrics.request_done(request.api_key, request.api_version, started)
                 return True
             chunks = frames.encode_response(
                 request.api_key, request.api_version, request.correlation_id, response)
@@ -154,6 +160,7 @@ class Connection:
                 request.api_version, request.correlation_id)
             return False
         await self._send(chunks)
+        self.broker.metrics.request_done(request.api_key, request.api_version, started)
         return True
 
     async def _unsupported(self, api_key: int, api_version: int, correlation_id: int) -> bool:

@@ -33,6 +33,7 @@ from broker.metadata import (
     stored_topic_configs,
     topic_log_defaults,
 )
+from broker.metrics import BrokerMetrics, MetricsListener, serve_metrics
 from broker.producer_ids import ProducerIds
 from broker.waiters import AppendWaiters
 from storage import LogManager
@@ -66,6 +67,9 @@ class Broker:
         self.producer_ids = ProducerIds.from_config(self.logs.log_dirs[0], config)
         self.fetch_sessions = FetchSessionCache.from_config(config, self.clock)
         self.groups = GroupService(self)
+        self.metrics = BrokerMetrics(self)
+        #: The bound port of the metrics endpoint, once serving (None: `metrics.listener` off).
+        self.metrics_port: int | None = None
         #: (listener, bound port) for each listener, once serving.
         self.bound: list[tuple[Listener, int]] = []
         self._closed = False
@@ -112,6 +116,10 @@ class Broker:
                     ports.append(port)
                     log.info("listening name=%s host=%s port=%d", listener.name,
                              listener.host or "*", port)
+                if self.config["metrics.listener"]:
+                    self.metrics_port = await nursery.start(
+                        serve_metrics, self.metrics,
+                        MetricsListener.parse(self.config["metrics.listener"]))
                 nursery.start_soon(self._log_maintenance)
                 nursery.start_soon(self._log_cleaner)
                 nursery.start_soon(self.groups.run)

@@ -284,4 +284,18 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
         return fetch.response(error, session_id, [])
     results = await fetch.run()
     error, session_id, sent = context.respond(results)
+    _count(fetch, sent)
     return fetch.response(error, session_id, sent)
+
+
+def _count(fetch: _Fetch, sent: list[tuple[FetchTarget, PartitionData]]) -> None:
+    """Bytes out and failures per topic: one counter update per partition sent."""
+    metrics = fetch.broker.metrics
+    names = {target.key: name for target, name in fetch.readable} if fetch.version >= 13 \
+        else None
+    for target, data in sent:
+        name = target.topic if names is None else names.get(target.key, "")
+        if data.error_code != ErrorCode.NONE:
+            metrics.fetch_failed(name, data.error_code)
+        elif data.records:
+            metrics.fetched(name, len(data.records))

@@ -203,6 +203,8 @@ def _produce(ctx: RequestContext, request: ProduceRequest
                                           topic, pd.index, records, now)
             if response.error_code != ErrorCode.NONE:
                 any_error = True
+                broker.metrics.produce_failed(topic.name if topic is not None else td.name,
+                                              response.error_code)
             elif topic is not None:
                 plog = broker.topics.log(topic.name, pd.index)
                 if plog is not None:
@@ -324,6 +326,7 @@ def _append(
         return _failed(index, code, lso)
     if not info.duplicate:
         broker.waiters.notify(topic.name, index)
+        broker.metrics.produced(topic.name, result.valid_bytes, result.record_count)
     return PartitionProduceResponse(
         index=index, error_code=ErrorCode.NONE, base_offset=info.first_offset,
         log_append_time_ms=info.log_append_time, log_start_offset=info.log_start_offset)
