@@ -256,6 +256,9 @@ class Group:
         #: Bumped at each new join phase / generation; timers carry the value they were set for.
         self.join_epoch = 0
         self.offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
+        #: The KIP-848 `ConsumerGroup` owning this id, if any: this record then only holds
+        #: the committed offsets (see `broker.groups.consumer`).
+        self.consumer: Any = None
 
     # queries
     def is_in(self, *states: GroupState) -> bool:
@@ -386,6 +389,8 @@ class GroupCoordinator:
         self.store: GroupStore = store if store is not None else MemoryStore()
         self.groups: dict[str, Group] = {}
         self.wakeup: Callable[[], None] | None = None
+        #: The KIP-848 coordinator (`ConsumerGroupCoordinator`) sharing the group ids.
+        self.consumer: Any = None
         self._timers: list[tuple[int, int, str, str, str, int]] = []
         self._seq = 0
         self._schedule(clock() + config.offsets_retention_check_interval_ms, "expire", "", "", 0)
@@ -464,6 +469,13 @@ class GroupCoordinator:
             if not unknown:
                 return callback(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id))
             group = self.groups[group_id] = Group(group_id, self.clock())
+        if group.consumer is not None:
+            if group.consumer.members:
+                # Kafka would let a classic member join a consumer group (online migration);
+                # we refuse mixing protocols in one group.
+                return callback(JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, member_id))
+            self.consumer.delete_group(group_id)
+            group.consumer = None
         if not self._accept_joining_member(group, member_id):
             existing = group.members.get(member_id)
             if existing is not None:
@@ -941,12 +953,12 @@ class GroupCoordinator:
             return []
         return [(g.group_id, g.protocol_type or "", g.state.value)
                 for g in self.groups.values()
-                if g.state is not GroupState.DEAD
+                if g.state is not GroupState.DEAD and g.consumer is None
                 and (not wanted_states or g.state.value.lower() in wanted_states)]
 
     def describe_group(self, group_id: str) -> GroupSummary | None:
         group = self.groups.get(group_id)
-        if group is None or group.is_in(GroupState.DEAD):
+        if group is None or group.is_in(GroupState.DEAD) or group.consumer is not None:
             return None
         stable = group.is_in(GroupState.STABLE)
         members = [MemberSummary(m.member_id, m.group_instance_id, m.client_id, m.client_host,
@@ -962,6 +974,8 @@ class GroupCoordinator:
             group = self.groups.get(group_id)
             if group is None or group.is_in(GroupState.DEAD):
                 results[group_id] = ErrorCode.GROUP_ID_NOT_FOUND
+            elif group.consumer is not None and group.consumer.members:
+                results[group_id] = ErrorCode.NON_EMPTY_GROUP
             elif not group.is_in(GroupState.EMPTY):
                 results[group_id] = ErrorCode.NON_EMPTY_GROUP
             else:
@@ -970,6 +984,8 @@ class GroupCoordinator:
                 except StoreError as exc:
                     results[group_id] = exc.code
                     continue
+                if group.consumer is not None:
+                    self.consumer.delete_group(group_id)
                 self._drop_group(group)
                 results[group_id] = ErrorCode.NONE
         return results
@@ -1024,6 +1040,10 @@ class GroupCoordinator:
                     else ErrorCode.ILLEGAL_GENERATION), None
         if group.is_in(GroupState.DEAD):
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+        if group.consumer is not None:
+            error = self.consumer.validate_commit(group_id, member_id, generation_id,
+                                                  api_version)
+            return error, group if error is ErrorCode.NONE else None
         if generation_id < 0 and group.is_in(GroupState.EMPTY):
             return ErrorCode.NONE, group
         if generation_id >= 0 or member_id or instance_id is not None:
@@ -1062,6 +1082,8 @@ class GroupCoordinator:
         results: dict[tuple[str, int], ErrorCode] = {}
         to_delete = []
         subscribed = (group.subscribed_topics() or set()) if not group.is_empty_state else set()
+        if group.consumer is not None:
+            subscribed = self.consumer.subscribed_topics(group_id)
         for tp in partitions:
             if tp[0] in subscribed:
                 results[tp] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
@@ -1084,7 +1106,12 @@ class GroupCoordinator:
         for group in list(self.groups.values()):
             base: Callable[[OffsetAndMetadata], int] | None = None
             subscribed: set[str] = set()
-            if group.protocol_type is None:
+            if group.consumer is not None and group.consumer.members:
+                subscribed = self.consumer.subscribed_topics(group.group_id)
+
+                def base(om: OffsetAndMetadata) -> int:
+                    return om.commit_timestamp
+            elif group.protocol_type is None:
                 def base(om: OffsetAndMetadata) -> int:
                     return om.commit_timestamp
             elif group.is_in(GroupState.EMPTY):
@@ -1115,6 +1142,8 @@ class GroupCoordinator:
                 for tp in expired:
                     del group.offsets[tp]
                 log.info("expired offsets group=%s partitions=%d", group.group_id, len(expired))
+            if group.consumer is not None:
+                continue
             if group.is_in(GroupState.EMPTY) and not group.offsets and not group.pending_members:
                 try:
                     self.store.delete_group(group.group_id, [])
@@ -1134,6 +1163,23 @@ class GroupCoordinator:
                     continue
                 for tp in doomed:
                     del group.offsets[tp]
+
+    # -- KIP-848 consumer groups ------------------------------------------------------------
+
+    def adopt_consumer_group(self, group_id: str, consumer_group: Any) -> None:
+        """A consumer group took this id: an empty classic group's offsets stay with it."""
+        group = self.groups.get(group_id)
+        if group is None:
+            group = self.groups[group_id] = Group(group_id, self.clock())
+        group.consumer = consumer_group
+
+    def release_consumer_group(self, group_id: str) -> None:
+        group = self.groups.get(group_id)
+        if group is not None:
+            group.consumer = None
+            if not group.offsets and group.is_in(GroupState.EMPTY) \
+                    and group.protocol_type is None:
+                self.groups.pop(group_id, None)
 
     # -- loading ---------------------------------------------------------------------------------
 

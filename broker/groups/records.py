@@ -32,6 +32,35 @@ from broker.groups.coordinator import (
     OffsetAndMetadata,
     StoreError,
 )
+from protocol.coordinator import (
+    consumer_group_current_member_assignment_value as current_value,
+)
+from protocol.coordinator import (
+    consumer_group_target_assignment_member_value as target_value,
+)
+from protocol.coordinator.consumer_group_current_member_assignment_key import (
+    ConsumerGroupCurrentMemberAssignmentKey,
+)
+from protocol.coordinator.consumer_group_member_metadata_key import (
+    ConsumerGroupMemberMetadataKey,
+)
+from protocol.coordinator.consumer_group_member_metadata_value import (
+    ConsumerGroupMemberMetadataValue,
+)
+from protocol.coordinator.consumer_group_metadata_key import ConsumerGroupMetadataKey
+from protocol.coordinator.consumer_group_metadata_value import ConsumerGroupMetadataValue
+from protocol.coordinator.consumer_group_target_assignment_member_key import (
+    ConsumerGroupTargetAssignmentMemberKey,
+)
+from protocol.coordinator.consumer_group_target_assignment_member_value import (
+    ConsumerGroupTargetAssignmentMemberValue,
+)
+from protocol.coordinator.consumer_group_target_assignment_metadata_key import (
+    ConsumerGroupTargetAssignmentMetadataKey,
+)
+from protocol.coordinator.consumer_group_target_assignment_metadata_value import (
+    ConsumerGroupTargetAssignmentMetadataValue,
+)
 from protocol.coordinator.group_metadata_key import GroupMetadataKey
 from protocol.coordinator.group_metadata_value import GroupMetadataValue, MemberMetadata
 from protocol.coordinator.offset_commit_key import OffsetCommitKey
@@ -42,6 +71,7 @@ from storage.errors import RecordTooLarge, StorageError
 from storage.producer_state import AppendOrigin
 
 if TYPE_CHECKING:
+    from broker.groups.consumer import ConsumerGroup
     from storage import PartitionLog
 
 log = logging.getLogger("odradek.groups")
@@ -100,6 +130,66 @@ def group_value(group: Group) -> bytes:
     return _encode(GROUP_METADATA_VALUE_VERSION, value)
 
 
+# -- KIP-848 consumer groups --------------------------------------------------------------------
+# Key versions (the record types of Kafka's group coordinator): 3 ConsumerGroupMetadata,
+# 5 ConsumerGroupMemberMetadata, 6 ConsumerGroupTargetAssignmentMetadata,
+# 7 ConsumerGroupTargetAssignmentMember, 8 ConsumerGroupCurrentMemberAssignment; values are
+# version 0. (4, ConsumerGroupPartitionMetadata, is not written: Kafka 4.1+ dropped it.)
+CONSUMER_KEY_TYPES: dict[int, Any] = {
+                      3: ConsumerGroupMetadataKey, 5: ConsumerGroupMemberMetadataKey,
+                      6: ConsumerGroupTargetAssignmentMetadataKey,
+                      7: ConsumerGroupTargetAssignmentMemberKey,
+                      8: ConsumerGroupCurrentMemberAssignmentKey}
+#: Kafka's `MemberState` byte values.
+MEMBER_STATE_BYTES = {"stable": 0, "unreleased_partitions": 1, "unrevoked_partitions": 2}
+
+
+def _partitions(cls: Any, assignment: Mapping[Any, Iterable[int]]) -> list[Any]:
+    return [cls(topic_id, sorted(ps)) for topic_id, ps in
+            sorted(assignment.items(), key=lambda item: str(item[0])) if ps]
+
+
+def consumer_group_records(group: ConsumerGroup) -> dict[bytes, bytes]:
+    """Every record describing `group` now, key -> value."""
+    gid = group.group_id
+    out = {
+        _encode(3, ConsumerGroupMetadataKey(gid)):
+            _encode(0, ConsumerGroupMetadataValue(group.group_epoch)),
+        _encode(6, ConsumerGroupTargetAssignmentMetadataKey(gid)):
+            _encode(0, ConsumerGroupTargetAssignmentMetadataValue(group.target_epoch)),
+    }
+    for m in group.members.values():
+        out[_encode(5, ConsumerGroupMemberMetadataKey(gid, m.member_id))] = _encode(
+            0, ConsumerGroupMemberMetadataValue(
+                m.instance_id, m.rack_id, m.client_id, m.client_host,
+                list(m.subscribed_topic_names), m.subscribed_topic_regex,
+                m.rebalance_timeout_ms, m.server_assignor, None))
+        out[_encode(8, ConsumerGroupCurrentMemberAssignmentKey(gid, m.member_id))] = _encode(
+            0, current_value.ConsumerGroupCurrentMemberAssignmentValue(
+                m.member_epoch, m.previous_member_epoch, MEMBER_STATE_BYTES[m.state.value],
+                _partitions(current_value.TopicPartitions, m.assigned),
+                _partitions(current_value.TopicPartitions, m.pending_revocation)))
+    for member_id, assignment in group.target.items():
+        out[_encode(7, ConsumerGroupTargetAssignmentMemberKey(gid, member_id))] = _encode(
+            0, ConsumerGroupTargetAssignmentMemberValue(
+                _partitions(target_value.TopicPartition, assignment)))
+    return out
+
+
+def decode_consumer_record(version: int, key: bytes, value: bytes | None
+                           ) -> tuple[str, str | None, Any]:
+    """(group_id, member_id or None, decoded value or None) of a consumer group record."""
+    k = CONSUMER_KEY_TYPES[version].decode(key[2:], version)
+    member_id = getattr(k, "member_id", None)
+    if value is None:
+        return k.group_id, member_id, None
+    value_cls: Any = {3: ConsumerGroupMetadataValue, 5: ConsumerGroupMemberMetadataValue,
+                      6: ConsumerGroupTargetAssignmentMetadataValue,
+                      7: ConsumerGroupTargetAssignmentMemberValue,
+                      8: current_value.ConsumerGroupCurrentMemberAssignmentValue}[version]
+    return k.group_id, member_id, value_cls.decode(value[2:], 0)
+
+
 def decode_key(key: bytes) -> tuple[str, Any]:
     """("offset", OffsetCommitKey) | ("group", GroupMetadataKey) | ("other", version)."""
     version = _I16.unpack_from(key)[0]
@@ -107,6 +197,8 @@ def decode_key(key: bytes) -> tuple[str, Any]:
         return "offset", OffsetCommitKey.decode(key[2:], version)
     if version == 2:
         return "group", GroupMetadataKey.decode(key[2:], version)
+    if version in CONSUMER_KEY_TYPES:
+        return "consumer", version
     return "other", version
 
 
@@ -183,12 +275,32 @@ class LogGroupStore:
         records.append((group_key(group_id), None))
         self._append(group_id, records)
 
+    def store_consumer_group(self, group: ConsumerGroup) -> None:
+        """Write what changed since the group's last write: new or changed records, and
+        tombstones for members gone."""
+        now = consumer_group_records(group)
+        before = group.persisted
+        records: list[tuple[bytes, bytes | None]] = [
+            (k, None) for k in before if k not in now]
+        records += [(k, v) for k, v in now.items() if before.get(k) != v]
+        if records:
+            self._append(group.group_id, records)
+            group.persisted = now
+
+    def delete_consumer_group(self, group: ConsumerGroup) -> None:
+        records: list[tuple[bytes, bytes | None]] = [(k, None) for k in group.persisted]
+        if records:
+            self._append(group.group_id, records)
+        group.persisted = {}
+
 
 def load(coordinator: GroupCoordinator, logs: Iterable[PartitionLog], now: int) -> int:
     """Read every group and offset back from the logs into `coordinator`; returns the number
     of records read. Malformed records are skipped with a warning."""
     groups: dict[str, bytes | None] = {}
     offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata | None]] = {}
+    #: KIP-848 groups: group id -> (record type, member id) -> (raw key, decoded value).
+    consumer: dict[str, dict[tuple[int, str | None], tuple[bytes, Any]]] = {}
     count = 0
     for plog in logs:
         position = plog.log_start_offset
@@ -213,6 +325,14 @@ def load(coordinator: GroupCoordinator, logs: Iterable[PartitionLog], now: int) 
                             offsets.setdefault(key.group, {})[(key.topic, key.partition)] = om
                         elif kind == "group":
                             groups[key.group] = record.value
+                        elif kind == "consumer":
+                            gid, mid, value = decode_consumer_record(key, record.key,
+                                                                     record.value)
+                            slot = consumer.setdefault(gid, {})
+                            if value is None:
+                                slot.pop((key, mid), None)
+                            else:
+                                slot[(key, mid)] = (bytes(record.key), value)
                     except (ProtocolError, struct.error) as exc:
                         log.warning("skipping malformed group record offset=%d error=%s",
                                     record.offset, exc)
@@ -226,4 +346,12 @@ def load(coordinator: GroupCoordinator, logs: Iterable[PartitionLog], now: int) 
         if value is None and not group.offsets:
             continue
         coordinator.load_group(group)
+    if coordinator.consumer is not None:
+        for group_id, found in consumer.items():
+            if found:
+                loaded = coordinator.consumer.load_group(group_id, found)
+                persisted = consumer_group_records(loaded)
+                for raw_key, _ in found.values():
+                    persisted.setdefault(raw_key, b"")  # stale: tombstoned on next write
+                loaded.persisted = persisted
     return count

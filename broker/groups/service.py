@@ -2,10 +2,12 @@
 
 `GroupService` owns the `GroupCoordinator` state machine, gives it the broker's clock and a
 `LogGroupStore` on `__consumer_offsets` (created on first need with Kafka's internal topic
-configs), and loads every group back from that topic when the broker starts. `run()` is the
-background task that fires the state machine's timers: it sleeps until the next deadline
-or until the state machine reports an earlier one. `join`/`sync` are the only async calls:
-they park on a `trio.Event` until the state machine calls back.
+configs), and loads every group back from that topic when the broker starts. The KIP-848
+`ConsumerGroupCoordinator` (`broker.groups.consumer`) shares the store, the clock and the
+timer task. `run()` is the background task that fires the state machines' timers: it
+sleeps until the next deadline or until a state machine reports an earlier one.
+`join`/`sync` are the only async calls: they park on a `trio.Event` until the state machine
+calls back.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from broker.groups import records
+from broker.groups.consumer import ConsumerGroupConfig, ConsumerGroupCoordinator
 from broker.groups.coordinator import (
     GroupConfig,
     GroupCoordinator,
@@ -26,6 +29,9 @@ from broker.groups.coordinator import (
 from broker.groups.records import OFFSETS_TOPIC, LogGroupStore, partition_for
 
 if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Iterable
+
     from broker.server import Broker
     from storage import PartitionLog
 
@@ -39,8 +45,13 @@ class GroupService:
         store = LogGroupStore(self._log_for, broker.clock, self._notify)
         self.coordinator = GroupCoordinator(GroupConfig.from_broker(broker.config),
                                             broker.clock, store)
+        self.consumer = ConsumerGroupCoordinator(
+            ConsumerGroupConfig.from_broker(broker.config), broker.clock, _Catalog(broker),
+            store=store, classic=self.coordinator)
+        self.coordinator.consumer = self.consumer
         self._wake = trio.Event()
         self.coordinator.wakeup = self._wake.set
+        self.consumer.wakeup = self._wake.set
         topic = broker.topics.get(OFFSETS_TOPIC)
         if topic is not None:
             logs = [plog for p in range(topic.partitions)
@@ -108,8 +119,30 @@ class GroupService:
         while True:
             self._wake = trio.Event()
             self.coordinator.wakeup = self._wake.set
-            deadline = self.coordinator.next_deadline()
+            self.consumer.wakeup = self._wake.set
+            deadlines = [d for d in (self.coordinator.next_deadline(),
+                                     self.consumer.next_deadline()) if d is not None]
+            deadline = min(deadlines) if deadlines else None
             timeout = float("inf") if deadline is None else max(deadline - clock(), 0) / 1000
             with trio.move_on_after(timeout):
                 await self._wake.wait()
             self.coordinator.tick(clock())
+            self.consumer.tick(clock())
+
+
+class _Catalog:
+    """The broker's topics as the KIP-848 state machine sees them."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._topics = broker.topics
+
+    def topic(self, name: str) -> tuple[uuid.UUID, int] | None:
+        found = self._topics.get(name)
+        return None if found is None else (found.topic_id, found.partitions)
+
+    def names(self) -> Iterable[str]:
+        return [t.name for t in self._topics if not t.internal]
+
+    def name_of(self, topic_id: uuid.UUID) -> str | None:
+        found = self._topics.by_id(topic_id)
+        return None if found is None else found.name

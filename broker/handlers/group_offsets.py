@@ -12,6 +12,11 @@ Per Kafka 4.x (`KafkaApis` and `OffsetMetadataManager`):
   unknown group or partition is offset -1 without error. v8+ fetch several groups; v10
   names topics by id. `require_stable` (v7+) needs nothing: there are no transactional
   offset commits pending.
+- KIP-848 consumer groups (`broker.groups.consumer`): OffsetCommit carries the member epoch
+  in the generation field; an unknown member is UNKNOWN_MEMBER_ID, another epoch
+  STALE_MEMBER_EPOCH, a member committing below v9 UNSUPPORTED_VERSION; epoch -1 commits
+  only while the group is empty. OffsetFetch v9+ with a member id validates it the same way
+  (group-level error).
 - OffsetDelete: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP (a non-consumer group with members) and
   GROUP_SUBSCRIBED_TO_TOPIC (a topic the consumer group's members subscribe to).
 """
@@ -175,6 +180,15 @@ def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Off
                                          t.topic_id, list(t.partition_indexes)))
                 else:
                     group_wanted.append((t.name, ZERO_UUID, list(t.partition_indexes)))
+        if version >= 9:
+            # A member of a KIP-848 group names itself and its epoch (Kafka's
+            # `ConsumerGroup.validateOffsetFetch`); admin clients send null / -1.
+            error = service(ctx).consumer.validate_fetch(group.group_id, group.member_id,
+                                                         group.member_epoch)
+            if error is not ErrorCode.NONE:
+                groups.append(OffsetFetchResponseGroup(group_id=group.group_id,
+                                                       error_code=error))
+                continue
         result = _fetch_group(ctx, group.group_id, group_wanted, version >= 10)
         groups.append(OffsetFetchResponseGroup(group_id=group.group_id, topics=[
             OffsetFetchResponseTopics(

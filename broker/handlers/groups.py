@@ -13,8 +13,10 @@ responses per version, as Kafka 4.x's `KafkaApis` does:
   v9 lets a rejoining static leader skip the assignment (KIP-814).
 - SyncGroup v5+ must carry the protocol type and name (INCONSISTENT_GROUP_PROTOCOL otherwise).
 - LeaveGroup v0-2 leave one member (its error is the top-level error); v3+ a batch.
-- DescribeGroups answers Dead for unknown groups; v6 with GROUP_ID_NOT_FOUND (KIP-1043).
-- ListGroups v4+ filters by state, v5+ by type (case-insensitive; every group is classic).
+- DescribeGroups answers Dead for unknown groups; v6 with GROUP_ID_NOT_FOUND (KIP-1043); the
+  same for a KIP-848 consumer group ("Group X is not a classic group.").
+- ListGroups v4+ filters by state, v5+ by type (case-insensitive): classic groups and the
+  KIP-848 consumer groups of `broker.groups.consumer` (type "consumer", protocol "consumer").
 A JoinGroup or SyncGroup that must wait parks its connection until the rebalance moves on,
 as Kafka's purgatory does.
 """
@@ -191,14 +193,16 @@ def handle_leave_group(ctx: RequestContext, request: LeaveGroupRequest) -> Leave
 @handles(LIST_GROUPS, 0, 5)
 def handle_list_groups(ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
     version = ctx.api_version
-    groups = service(ctx).coordinator.list_groups(
-        request.states_filter if version >= 4 else (),
-        request.types_filter if version >= 5 else ())
+    states = request.states_filter if version >= 4 else ()
+    types = request.types_filter if version >= 5 else ()
+    groups = [(gid, ptype, state, "classic")
+              for gid, ptype, state in service(ctx).coordinator.list_groups(states, types)]
+    groups += service(ctx).consumer.list_groups(states, types)
     return ListGroupsResponse(groups=[
         ListedGroup(group_id=gid, protocol_type=ptype,
                     group_state=state if version >= 4 else "",
-                    group_type="classic" if version >= 5 else "")
-        for gid, ptype, state in groups])
+                    group_type=gtype if version >= 5 else "")
+        for gid, ptype, state, gtype in groups])
 
 
 @handles(DESCRIBE_GROUPS, 0, 6)
@@ -211,9 +215,11 @@ def handle_describe_groups(ctx: RequestContext, request: DescribeGroupsRequest
         summary = coordinator.describe_group(group_id)
         if summary is None:
             if version >= 6:
+                kind = "is not a classic group" \
+                    if service(ctx).consumer.is_consumer_group(group_id) else "not found"
                 described.append(DescribedGroup(
                     error_code=ErrorCode.GROUP_ID_NOT_FOUND,
-                    error_message=f"Group {group_id} not found.", group_id=group_id,
+                    error_message=f"Group {group_id} {kind}.", group_id=group_id,
                     group_state="Dead"))
             else:
                 described.append(DescribedGroup(group_id=group_id, group_state="Dead"))

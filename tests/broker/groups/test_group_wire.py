@@ -60,7 +60,8 @@ def test_advertised_versions():
             if k in (8, 9, 10, 11, 12, 13, 14, 15, 16, 42, 47)} == {
         8: (2, 10), 9: (1, 10), 10: (0, 6), 11: (0, 9), 12: (0, 4), 13: (0, 5), 14: (0, 5),
         15: (0, 6), 16: (0, 5), 42: (0, 2), 47: (0, 0)}
-    assert 68 not in REGISTRY and 69 not in REGISTRY  # no KIP-848 this round
+    assert (REGISTRY[68].min_version, REGISTRY[68].max_version) == (0, 1)  # KIP-848
+    assert (REGISTRY[69].min_version, REGISTRY[69].max_version) == (0, 0)
 
 
 @pytest.mark.parametrize("version", range(0, 7))
