@@ -565,3 +565,83 @@ async def test_kafka_python_admin_lists_describes_alters_and_deletes_groups(brok
     assert result["offsets_after_alter"] == {0: 1}
     assert result["deleted"] == {"kpa": "OK"}
     assert "kpa" not in _group_ids(result["after"])
+
+
+# ------------------------------------------------------- three client libraries, one group
+
+
+def three_clients_group(bootstrap: str) -> dict[str, Any]:
+    """kafka-python and librdkafka polled here, aiokafka in its own thread and loop."""
+    import asyncio
+    import threading
+
+    from aiokafka import AIOKafkaConsumer
+    from kafka import KafkaConsumer
+
+    stop = threading.Event()
+    aio: dict[str, Any] = {"parts": set(), "values": [], "error": None}
+
+    async def run_aiokafka() -> None:
+        consumer = AIOKafkaConsumer("trio3", bootstrap_servers=bootstrap, group_id="trio3",
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    session_timeout_ms=6000, heartbeat_interval_ms=300)
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=50)
+                for records in batches.values():
+                    aio["values"].extend(r.value for r in records)
+                aio["parts"] = {tp.partition for tp in consumer.assignment()}
+        finally:
+            await consumer.stop()
+
+    def aiokafka_thread() -> None:
+        try:
+            asyncio.run(run_aiokafka())
+        except Exception as exc:  # reported to the test below
+            aio["error"] = exc
+
+    thread = threading.Thread(target=aiokafka_thread, daemon=True)
+    thread.start()
+    kp = KafkaConsumer("trio3", bootstrap_servers=bootstrap, group_id="trio3",
+                       enable_auto_commit=False, auto_offset_reset="earliest",
+                       session_timeout_ms=6000, heartbeat_interval_ms=300,
+                       request_timeout_ms=30000)
+    ck = Member(bootstrap, "trio3", "trio3", **{"session.timeout.ms": 6000})
+    kp_values: list[bytes] = []
+
+    def step() -> None:
+        for records in kp.poll(timeout_ms=50).values():
+            kp_values.extend(r.value for r in records)
+        ck.poll()
+
+    def shared() -> bool:
+        kp_parts = {tp.partition for tp in kp.assignment()}
+        parts = [kp_parts, set(ck.assigned), set(aio["parts"])]
+        return (all(parts) and sum(len(p) for p in parts) == 6
+                and set().union(*parts) == set(range(6)))
+
+    try:
+        wait_for(shared, step, "three client libraries to share the topic")
+        wait_for(lambda: len(kp_values) + len(ck.values) + len(aio["values"]) >= 12, step,
+                 "every record")
+        return {"kp": {tp.partition for tp in kp.assignment()}, "ck": set(ck.assigned),
+                "aio": set(aio["parts"]), "values": kp_values + ck.values + aio["values"],
+                "error": aio["error"]}
+    finally:
+        stop.set()
+        thread.join(30)
+        kp.close()
+        ck.consumer.close()
+
+
+async def test_kafka_python_confluent_and_aiokafka_in_one_group(broker):
+    broker.broker.topics.create("trio3", 6)
+    values = produce(broker, "trio3", 6, 2)
+    result = await in_thread(three_clients_group, broker.bootstrap)
+    assert result["error"] is None
+    assert result["kp"] and result["ck"] and result["aio"]
+    assert result["kp"] | result["ck"] | result["aio"] == set(range(6))
+    assert not (result["kp"] & result["ck"] or result["kp"] & result["aio"]
+                or result["ck"] & result["aio"])
+    assert values <= set(result["values"])
