@@ -52,7 +52,6 @@ the member id and member epoch (STALE_MEMBER_EPOCH) instead of the generation.
 from __future__ import annotations
 
 import base64
-import heapq
 import logging
 import re
 import uuid
@@ -62,6 +61,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from broker.groups.assignors import ASSIGNORS, Assignment, MemberSpec
+from broker.groups.timers import TimerHeap
 from protocol.errors import ErrorCode
 
 log = logging.getLogger("odradek.groups")
@@ -242,7 +242,7 @@ class _NoStore:
         pass
 
 
-class ConsumerGroupCoordinator:
+class ConsumerGroupCoordinator(TimerHeap):
     def __init__(self, config: ConsumerGroupConfig, clock: Callable[[], int],
                  catalog: TopicCatalog, store: ConsumerStore | None = None,
                  classic: Any = None) -> None:
@@ -253,27 +253,13 @@ class ConsumerGroupCoordinator:
         #: The classic `GroupCoordinator` sharing the group id space (None in unit tests).
         self.classic = classic
         self.groups: dict[str, ConsumerGroup] = {}
-        self.wakeup: Callable[[], None] | None = None
-        self._timers: list[tuple[int, int, str, str, str, int]] = []
-        self._seq = 0
+        TimerHeap.__init__(self)
 
     # -- timers ------------------------------------------------------------------------------
 
-    def _schedule(self, deadline: int, kind: str, group_id: str, member_id: str,
-                  token: int) -> None:
-        self._seq += 1
-        earliest = self._timers[0][0] if self._timers else None
-        heapq.heappush(self._timers, (deadline, self._seq, kind, group_id, member_id, token))
-        if (earliest is None or deadline < earliest) and self.wakeup is not None:
-            self.wakeup()
-
-    def next_deadline(self) -> int | None:
-        return self._timers[0][0] if self._timers else None
-
     def tick(self, now: int | None = None) -> None:
         now = self.clock() if now is None else now
-        while self._timers and self._timers[0][0] <= now:
-            _, _, kind, group_id, member_id, token = heapq.heappop(self._timers)
+        for _, kind, group_id, member_id, token in self._due(now):
             group = self.groups.get(group_id)
             member = group.members.get(member_id) if group is not None else None
             if group is None or member is None:

@@ -36,7 +36,6 @@ rules of KIP-211.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import uuid
 from collections import Counter
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
+from broker.groups.timers import TimerHeap
 from protocol.errors import ErrorCode
 
 log = logging.getLogger("odradek.groups")
@@ -381,38 +381,24 @@ def parse_subscription_topics(metadata: bytes) -> list[str] | None:
 # -- the coordinator -----------------------------------------------------------------------------
 
 
-class GroupCoordinator:
+class GroupCoordinator(TimerHeap):
     def __init__(self, config: GroupConfig, clock: Callable[[], int],
                  store: GroupStore | None = None) -> None:
         self.config = config
         self.clock = clock
         self.store: GroupStore = store if store is not None else MemoryStore()
         self.groups: dict[str, Group] = {}
-        self.wakeup: Callable[[], None] | None = None
+        TimerHeap.__init__(self)
         #: The KIP-848 coordinator (`ConsumerGroupCoordinator`) sharing the group ids.
         self.consumer: Any = None
-        self._timers: list[tuple[int, int, str, str, str, int]] = []
-        self._seq = 0
         self._schedule(clock() + config.offsets_retention_check_interval_ms, "expire", "", "", 0)
 
     # -- timers ------------------------------------------------------------------------------
 
-    def _schedule(self, deadline: int, kind: str, group_id: str, member_id: str,
-                  token: int) -> None:
-        self._seq += 1
-        earliest = self._timers[0][0] if self._timers else None
-        heapq.heappush(self._timers, (deadline, self._seq, kind, group_id, member_id, token))
-        if (earliest is None or deadline < earliest) and self.wakeup is not None:
-            self.wakeup()
-
-    def next_deadline(self) -> int | None:
-        return self._timers[0][0] if self._timers else None
-
     def tick(self, now: int | None = None) -> None:
         """Fire every timer due at `now` (default: the clock)."""
         now = self.clock() if now is None else now
-        while self._timers and self._timers[0][0] <= now:
-            deadline, _, kind, group_id, member_id, token = heapq.heappop(self._timers)
+        for deadline, kind, group_id, member_id, token in self._due(now):
             if kind == "expire":
                 self.expire_offsets(now)
                 self._schedule(now + self.config.offsets_retention_check_interval_ms,
