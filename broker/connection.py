@@ -111,7 +111,7 @@ class Connection:
                  int(idle_seconds * 1000))
         await self.stream.aclose()
 
-    async def _handle_frame(self, frame: bytes) -> bool:
+    async def _handle_frame(self, frame: bytes | bytearray) -> bool:
         """Handle one request; False when the connection must be closed."""
         started = time.perf_counter()
         try:
