@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# bytecode ahead of time: start-up then imports instead of compiling (~0.5 s)
+	$(PY) -m compileall -q broker protocol storage >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
