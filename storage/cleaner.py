@@ -9,12 +9,12 @@ Cleaner,LogToClean,SkimpyOffsetMap}.java`, `MemoryRecords.filterTo`):
 * **Which log, which range.** The cleaner checkpoint (`cleaner-offset-checkpoint` in each
   log dir, Kafka's offset-checkpoint format) holds each log's *first dirty offset*: below
   it the log was cleaned. The *first uncleanable offset* is the lowest of the last stable
-  offset (the high watermark until transactions exist), the active segment's base offset
-  and, with `min.compaction.lag.ms`, the first segment holding a record newer than
-  now - lag; it is then rounded down to a segment boundary. Dirty ratio = bytes of the
-  segments in [first dirty, first uncleanable) / bytes of the log below that. The log with
-  the highest ratio above `min.cleanable.dirty.ratio` is cleaned, or any log whose oldest
-  dirty segment's first batch is older than `max.compaction.lag.ms`.
+  offset, the active segment's base offset and, with `min.compaction.lag.ms`, the first
+  segment holding a record newer than now - lag; it is then rounded down to a segment
+  boundary. Dirty ratio = bytes of the segments in [first dirty, first uncleanable) /
+  bytes of the log below that. The log with the highest ratio above
+  `min.cleanable.dirty.ratio` is cleaned, or any log whose oldest dirty segment's first
+  batch is older than `max.compaction.lag.ms`.
 * **Offset map.** The dirty range is read once: key -> last offset, up to
   `slots * load factor` keys (Kafka's map is 24 bytes a slot, so `slots` = buffer / 24;
   ours holds the exact keys). A full map ends the pass early: the first dirty offset
@@ -32,11 +32,12 @@ Cleaner,LogToClean,SkimpyOffsetMap}.java`, `MemoryRecords.filterTo`):
   drops the tombstone. An emptied batch is kept as a bare 61-byte header when it is the
   last batch of the pass (Kafka keeps the last offset) or the last batch of its producer
   id (the idempotent producer's sequence must survive: see `_ProducerTails`).
-* **Transactions.** Removing aborted data needs the transaction index, which does not
-  exist yet: transactional batches and control batches (markers) are therefore kept whole
+* **Transactions.** Transactional batches and control batches (markers) are kept whole
   and their keys never enter the offset map, so nothing a read_committed consumer could
-  see is lost. Kafka drops markers after their delete horizon once their transaction's
-  data is gone; that waits for the index too.
+  see is lost, and the cleaned segment carries the `.txnindex` entries of the segments
+  it replaces (every aborted transaction stays described). Kafka goes further: it
+  removes aborted transactions' data and drops markers after their delete horizon; that
+  is not done here yet. The cleanable range ends at the last stable offset.
 * **Swap.** A group is written to `<base>.log.cleaned` (+ `.index.cleaned`,
   `.timeindex.cleaned`), fsync'd, given the last source segment's mtime, then swapped in
   under the log's lock by `PartitionLog.replace_segments` (`.cleaned` -> `.swap`, old
@@ -86,9 +87,11 @@ from storage.segment import (
     INDEX_FILE_SUFFIX,
     LOG_FILE_SUFFIX,
     TIME_INDEX_FILE_SUFFIX,
+    TXN_INDEX_FILE_SUFFIX,
     Segment,
     filename_prefix_from_offset,
 )
+from storage.txn_index import AbortedTxn, encode_entry
 
 if TYPE_CHECKING:
     from storage.manager import LogManager
@@ -233,11 +236,8 @@ def _non_active_segments_from(segs: list[Segment], start: int) -> list[Segment]:
 
 
 def _last_stable_offset(plog: PartitionLog) -> int:
-    """The last stable offset when the log tracks transactions, else the high watermark."""
-    lso = getattr(plog, "last_stable_offset", None)
-    if isinstance(lso, int):
-        return lso
-    return plog.high_watermark
+    """The last stable offset (cleaning never passes an open transaction)."""
+    return plog.last_stable_offset
 
 
 def cleanable_offsets(
@@ -352,6 +352,9 @@ class _CleanedSegmentWriter:
         self.log_path = prefix + LOG_FILE_SUFFIX + CLEANED_FILE_SUFFIX
         self.index_path = prefix + INDEX_FILE_SUFFIX + CLEANED_FILE_SUFFIX
         self.time_index_path = prefix + TIME_INDEX_FILE_SUFFIX + CLEANED_FILE_SUFFIX
+        self.txn_index_path = prefix + TXN_INDEX_FILE_SUFFIX + CLEANED_FILE_SUFFIX
+        #: The source segments' aborted transactions, carried into the cleaned segment.
+        self.aborted: list[AbortedTxn] = []
         self._remove_files()
         self._file = open(self.log_path, "xb")  # noqa: SIM115 - closed in finish/abort
         self._oi = OffsetIndex(self.index_path, base_offset, config.segment_index_bytes)
@@ -386,6 +389,11 @@ class _CleanedSegmentWriter:
             idx.trim_to_valid_size()
             idx.flush()
             idx.close()
+        if self.aborted:
+            with open(self.txn_index_path, "xb") as f:
+                f.write(b"".join(encode_entry(t) for t in self.aborted))
+                f.flush()
+                os.fsync(f.fileno())
         os.utime(self.log_path, ns=(mtime_ns, mtime_ns))
 
     def abort(self) -> None:
@@ -398,7 +406,8 @@ class _CleanedSegmentWriter:
             self._remove_files()
 
     def _remove_files(self) -> None:
-        for path in (self.log_path, self.index_path, self.time_index_path):
+        for path in (self.log_path, self.index_path, self.time_index_path,
+                     self.txn_index_path):
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -629,6 +638,7 @@ class Cleaner:
                 try:
                     sizes.append(src.size)
                     mtime_ns = os.fstat(src.fd).st_mtime_ns
+                    dest.aborted.extend(seg.txn_index.entries)
                     self._clean_into(plog, src, dest, now_ms, config, stats, tails, upper)
                 finally:
                     src.close()

@@ -17,6 +17,15 @@ clean shutdown, rebuilt on load, truncation and deletion (`_rebuild_producer_sta
   forward scan of headers), whole batches up to `max_bytes` - the first one even if it is
   bigger when `min_one_message` - returned as `FileSlice`s. Unlike Kafka, a read that
   exhausts a segment continues into the next one (fewer round trips; same bytes).
+* **Transactions**: a transactional batch opens its producer's transaction in the
+  partition (`producer_state`: first offset -> producer id); a COMMIT/ABORT marker
+  (`append_marker`, Kafka's `MemoryRecords.withEndTransactionMarker` appended with origin
+  COORDINATOR) closes it. An ABORT adds an entry to the `.txnindex` of the segment it
+  lands in (`storage/txn_index.py`) with the last stable offset of that moment. The
+  *first unstable offset* is the first offset of the oldest open transaction (clamped to
+  the log start offset); the *last stable offset* (LSO) is that offset, or the high
+  watermark when there is none. `read(collect_aborted=True)` returns the aborted
+  transactions overlapping what it read (read_committed fetches).
 * **Offsets by time**: Kafka's `fetchOffsetByTimestamp`, sentinels included.
 * **Retention**: Kafka's `deleteOldSegments`: log-start-offset, size and time breaches
   delete whole segments from the oldest, never past the high watermark; the active segment
@@ -27,7 +36,13 @@ clean shutdown, rebuilt on load, truncation and deletion (`_rebuild_producer_sta
   the active segment's indexes are sanity-checked now, the others when first opened (a
   failing index is rebuilt from its log). After an unclean one, every segment from the one
   holding the recovery point on is rescanned and its indexes rebuilt; the first invalid
-  batch and everything after it - later segments included - is dropped.
+  batch and everything after it - later segments included - is dropped. Open
+  transactions come back with the producer state (snapshot + replay). A `.txnindex` is
+  rebuilt (`_rebuild_txn_indexes`: the producer state as of the newest snapshot before
+  it, then a replay) for every segment rescanned, rebuilt for missing indexes, or whose
+  `.txnindex` fails its sanity check (checked for every segment at each open).
+  Truncation cuts `.txnindex` entries with their markers; retention, the cleaner's swap
+  and `.deleted` renames move or delete a segment's `.txnindex` with its other files.
 
 Threading: all methods take the log's lock; `flush` holds it only to pick what to sync,
 so the broker can run `flush` in a worker thread while appends continue.
@@ -55,6 +70,7 @@ from protocol.records import (
     MAGIC,
     BatchHeader,
     ControlType,
+    build_control_batch,
     iter_records,
     parse_control_record,
     unpack_batch_header,
@@ -73,6 +89,7 @@ from storage.index import NO_TIMESTAMP
 from storage.producer_state import (
     AppendOrigin,
     BatchMetadata,
+    CompletedTxn,
     DataBatch,
     ProducerAppend,
     ProducerStateManager,
@@ -87,6 +104,7 @@ from storage.segment import (
     recover_interrupted_swaps,
 )
 from storage.slices import FileSlice
+from storage.txn_index import AbortedTxn
 
 __all__ = [
     "EARLIEST_LOCAL_TIMESTAMP",
@@ -148,6 +166,9 @@ class ReadInfo:
     log_start_offset: int
     log_end_offset: int
     first_entry_incomplete: bool = False
+    #: With `read(collect_aborted=True)`: (producer id, first offset) of the aborted
+    #: transactions overlapping the batches returned (empty when none were).
+    aborted_transactions: list[tuple[int, int]] | None = None
 
     @property
     def size(self) -> int:
@@ -313,6 +334,7 @@ class PartitionLog:
             while i < len(self._segments):
                 seg = self._segments[i]
                 truncated = seg.recover() if seg.base_offset not in rebuilt else 0
+                rebuilt.add(seg.base_offset)  # its transaction index is rebuilt too
                 truncated_total += truncated
                 if truncated > 0 and i + 1 < len(self._segments):
                     # an invalid batch: everything after it goes too
@@ -330,6 +352,7 @@ class PartitionLog:
                 except CorruptIndex as e:
                     self._note_corrupt_index(last, e)
                     last.recover()
+                    rebuilt.add(last.base_offset)
         self.recovered_truncated_bytes = truncated_total
 
         log_end: int | None = None
@@ -352,6 +375,56 @@ class PartitionLog:
         self._recovery_point = log_end if clean else min(recovery_point, log_end)
         self.producer_state.remove_stray_snapshots(self._bases)
         self._rebuild_producer_state(log_end, reload_from_clean_shutdown=clean)
+        for seg in self._segments:
+            if seg.base_offset not in rebuilt and seg.txn_index.exists():
+                try:
+                    seg.txn_index.sanity_check()
+                except CorruptIndex as e:
+                    self._note_corrupt_index(seg, e)
+                    rebuilt.add(seg.base_offset)
+        self._rebuild_txn_indexes({b for b in rebuilt if b in set(self._bases)})
+
+    def _rebuild_txn_indexes(self, targets: set[int]) -> None:
+        """Rebuild the `.txnindex` of the segments based at `targets` from their batches
+        (Kafka's `LogSegment.recover` with the producer state as of the segment's start).
+
+        A scratch producer state is restored from the newest snapshot at or below the
+        first target and the batches are replayed one by one from there; each aborted
+        transaction completed in a target segment is appended to that segment's index
+        with the last stable offset of that moment. The log's own state is untouched."""
+        if not targets:
+            return
+        scratch = ProducerStateManager(
+            self.dir, topic_partition=self.producer_state.topic_partition,
+            producer_id_expiration_ms=self.producer_state.producer_id_expiration_ms)
+        scratch.load_at(min(targets), self._clock())
+        start = max(scratch.map_end_offset, self._log_start_offset)
+        last_target = max(targets)
+        for i in range(max(0, bisect.bisect_right(self._bases, start) - 1), len(self._bases)):
+            seg = self._segments[i]
+            if seg.base_offset > last_target:
+                break
+            rebuild = seg.base_offset in targets
+            if rebuild:
+                seg.txn_index.reset()
+            found = seg.translate_offset(max(start, seg.base_offset))
+            if found is None:
+                continue
+            for pos, h in seg.iter_headers(found[0]):
+                if h.producer_id < 0:
+                    continue
+                data = seg.read_bytes(pos, h.size) if h.is_control else None
+                pending = scratch.prepare(AppendOrigin.REPLICATION)
+                try:
+                    pending.append(_data_batch(data, 0, h, h.base_offset, None))
+                except StorageError:
+                    continue  # what the log's own replay also refuses
+                for txn in pending.commit():
+                    if rebuild and txn.is_aborted:
+                        seg.txn_index.append(AbortedTxn(
+                            txn.producer_id, txn.first_offset, txn.last_offset,
+                            scratch.last_stable_offset_of(txn)))
+                    scratch.complete_txn(txn)
 
     def _note_corrupt_index(self, seg: Segment, e: CorruptIndex) -> None:
         self.index_rebuilds.append(f"{seg.log_path}: {e}")
@@ -382,6 +455,7 @@ class PartitionLog:
         """Set the high watermark, clamped to [log_start_offset, log_end_offset]."""
         with self._lock:
             self._high_watermark = min(max(offset, self._log_start_offset), self._log_end_offset)
+            self.producer_state.on_high_watermark_updated(self._high_watermark)
             return self._high_watermark
 
     @property
@@ -540,7 +614,9 @@ class PartitionLog:
             )
             self._log_end_offset = self._high_watermark = last + 1
             if producers is not None:
-                producers.commit()
+                completed = producers.commit()
+                if completed:
+                    self._complete_transactions(seg, completed)
             self.producer_state.update_map_end_offset(last + 1)
             if self.inline_flush and last + 1 - self._recovery_point >= self._flush_messages:
                 self.flush()
@@ -556,6 +632,98 @@ class PartitionLog:
                 n,
                 False,
             ))
+
+    def append_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        coordinator_epoch: int,
+        commit: bool,
+        *,
+        timestamp_ms: int | None = None,
+        leader_epoch: int = 0,
+    ) -> AppendInfo:
+        """Write a COMMIT or ABORT transaction marker for `producer_id` (Kafka's
+        `appendAsLeader` with origin COORDINATOR of `MemoryRecords.withEndTransactionMarker`).
+
+        Completes the producer's open transaction in this partition, if any (a marker
+        for a producer with no open transaction is still written and completes nothing).
+        Raises `InvalidProducerEpoch` for an epoch older than the producer's current one.
+        """
+        batch = build_control_batch(
+            ControlType.COMMIT if commit else ControlType.ABORT,
+            producer_id=producer_id,
+            producer_epoch=producer_epoch,
+            coordinator_epoch=coordinator_epoch,
+            timestamp=self._clock() if timestamp_ms is None else timestamp_ms,
+        )
+        return self.append(batch, leader_epoch=leader_epoch, validated=True,
+                           origin=AppendOrigin.COORDINATOR)
+
+    def _complete_transactions(self, seg: Segment, completed: list[CompletedTxn]) -> None:
+        """Kafka's `UnifiedLog.append` tail: each completed transaction gets its last
+        stable offset, an aborted one an entry in the marker segment's `.txnindex`; then
+        it is closed (and drops out of the unstable range once the high watermark passes
+        its marker, at once here: one replica)."""
+        state = self.producer_state
+        for txn in completed:
+            if txn.is_aborted:
+                seg.txn_index.append(AbortedTxn(
+                    txn.producer_id, txn.first_offset, txn.last_offset,
+                    state.last_stable_offset_of(txn)))
+            state.complete_txn(txn)
+        state.on_high_watermark_updated(self._high_watermark)
+
+    # ------------------------------------------------------------------ transactions
+
+    @property
+    def first_unstable_offset(self) -> int | None:
+        """Kafka's first unstable offset: the first offset of the oldest transaction that
+        is open (or whose marker is not below the high watermark yet), never below the log
+        start offset; None when there is none."""
+        with self._lock:
+            first = self.producer_state.first_unstable_offset(self._high_watermark)
+            if first is None:
+                return None
+            return max(first, self._log_start_offset)
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The last stable offset (LSO): the first unstable offset, or the high watermark
+        when there is none or it is not below it. read_committed consumers read below it."""
+        if not self.producer_state.has_unstable:
+            return self._high_watermark  # no transaction here: the common case, no lock
+        with self._lock:
+            first = self.first_unstable_offset
+            hw = self._high_watermark
+            return first if first is not None and first < hw else hw
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        """producer id -> first offset of its open transaction in this partition."""
+        with self._lock:
+            return self.producer_state.ongoing_transactions()
+
+    def collect_aborted_transactions(self, start_offset: int, upper_bound_offset: int
+                                     ) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions overlapping
+        [start_offset, upper_bound_offset), from the transaction indexes of the segment
+        holding `start_offset` onwards (Kafka's `collectAbortedTransactions`)."""
+        with self._lock:
+            return self._collect_aborted(start_offset, upper_bound_offset)
+
+    def _collect_aborted(self, start: int, upper: int) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
+        for seg in self._segments[max(0, bisect.bisect_right(self._bases, start) - 1):]:
+            txns, complete = seg.txn_index.collect(start, upper)
+            found.extend((t.producer_id, t.first_offset) for t in txns)
+            if complete:
+                break
+        return found
+
+    def aborted_transactions(self) -> list[AbortedTxn]:
+        """Every `.txnindex` entry of the log, oldest segment first (tools, tests)."""
+        with self._lock:
+            return [t for seg in self._segments for t in seg.txn_index.entries]
 
     @staticmethod
     def _raise_malformed(h: BatchHeader, pos: int, n: int) -> None:
@@ -604,14 +772,21 @@ class PartitionLog:
         *,
         max_offset: int | None = None,
         min_one_message: bool = True,
+        collect_aborted: bool = False,
+        single_segment: bool = False,
     ) -> ReadInfo:
         """Whole batches starting with the one that contains `offset`.
 
         At most `max_bytes` bytes, except that with `min_one_message` the first batch comes
         whole even if it is larger. Batches at or past `max_offset` (e.g. the high
-        watermark) are not returned; the batch containing `max_offset` neither. Raises
-        `OffsetOutOfRange` outside [log_start_offset, log_end_offset]; reading at the log
-        end offset returns no slices.
+        watermark, or the last stable offset for read_committed) are not returned; the
+        batch containing `max_offset` neither. Raises `OffsetOutOfRange` outside
+        [log_start_offset, log_end_offset]; reading at the log end offset returns no
+        slices. `collect_aborted` fills `aborted_transactions` with the aborted
+        transactions overlapping [offset, the offset after the last batch returned), as
+        a read_committed fetch needs (an empty list when nothing is returned).
+        `single_segment` stops at the end of the first segment that has data (a Fetch
+        sends one slice per partition, as Kafka's reads stop at a segment's end).
         """
         if max_bytes < 0:
             raise ValueError(f"invalid max_bytes {max_bytes}")
@@ -626,6 +801,7 @@ class PartitionLog:
             limit = leo if max_offset is None else min(max_offset, leo)
             slices: list[FileSlice] = []
             incomplete = False
+            last_read: tuple[int, int] | None = None  # (segment index, end position)
             if offset < limit:
                 # Where reading must stop: (segment index, position) of the batch holding
                 # `limit`, or no bound when the limit is the log end.
@@ -647,17 +823,35 @@ class PartitionLog:
                             incomplete = first and r.first_entry_incomplete
                             break
                         slices.append(seg.slice(r.position, r.size))
+                        last_read = (i, r.position + r.size)
                         remaining -= r.size
                         first = False
                         end = seg.size if max_pos is None else max_pos
-                        if remaining <= 0 or r.position + r.size < end:
+                        if remaining <= 0 or r.position + r.size < end or single_segment:
                             break
                     i += 1
                     if i < len(self._segments):
                         cur = max(cur, self._bases[i])
+            aborted: list[tuple[int, int]] | None = None
+            if collect_aborted:
+                aborted = [] if last_read is None else self._collect_aborted(
+                    offset, self._offset_after(*last_read))
             return ReadInfo(
-                slices, offset, self._high_watermark, self._log_start_offset, leo, incomplete
+                slices, offset, self._high_watermark, self._log_start_offset, leo, incomplete,
+                aborted,
             )
+
+    def _offset_after(self, index: int, position: int) -> int:
+        """The base offset of the batch at `position` of segment `index` (the offset after
+        the bytes before it): the next segment's base offset or the log end offset at
+        the segment's end."""
+        seg = self._segments[index]
+        if position < seg.size:
+            for _, h in seg.iter_headers(position):
+                return h.base_offset
+        if index + 1 < len(self._segments):
+            return self._bases[index + 1]
+        return self._log_end_offset
 
     def read_bytes(self, offset: int, max_bytes: int, **kwargs: object) -> bytes:
         """`read` copied into one bytes object (tests, tools, the copy path)."""
@@ -958,7 +1152,8 @@ class PartitionLog:
                 path
                 for seg in self._segments[start:]
                 if seg.base_offset < target
-                for path in (seg.log_path, seg.index_path, seg.time_index_path)
+                for path in (seg.log_path, seg.index_path, seg.time_index_path,
+                             seg.txn_index.path)
             ]
         for path in paths:
             try:
@@ -1085,6 +1280,7 @@ class PartitionLog:
                 self._replay_producers(seg, start, last_offset, seg_end)
         state.update_map_end_offset(last_offset)
         state.take_snapshot()
+        state.on_high_watermark_updated(self._high_watermark)
 
     def _replay_producers(self, seg: Segment, start: int, last_offset: int,
                           next_base: int | None) -> None:
@@ -1102,7 +1298,8 @@ class PartitionLog:
                 continue
             data = seg.read_bytes(pos, h.size) if h.is_control else None
             pending.append(_data_batch(data, 0, h, h.base_offset, None))
-        pending.commit()
+        for txn in pending.commit():
+            self.producer_state.complete_txn(txn)
 
     def update_config(self, config: LogConfig) -> None:
         """Apply new topic configs (takes effect for subsequent appends/rolls/retention)."""

@@ -23,7 +23,18 @@ Before an append from a client (`check_client_batch`):
 After the append, `apply` records the batch. Batches read back from the log (recovery,
 truncation) go through the same code with origin REPLICATION: no sequence checks, and an
 old epoch is only logged, as Kafka's followers do. Transaction markers (control batches)
-close the producer's open transaction and raise its coordinator epoch.
+close the producer's open transaction and raise its coordinator epoch; a marker from an
+older coordinator epoch is TRANSACTION_COORDINATOR_FENCED.
+
+**Transactions** (Kafka's `ongoingTxns`/`unreplicatedTxns`): the first transactional
+batch of a producer opens a transaction at its offset (`ProducerAppend.started`, kept in
+`_ongoing`, first offset -> producer id); a marker of a producer with an open transaction
+completes it (`ProducerAppend.completed`, a `CompletedTxn`). The log then records an
+aborted one in the transaction index with `last_stable_offset_of` and calls
+`complete_txn`, which keeps it as unstable until the high watermark passes its marker
+(`on_high_watermark_updated`; at once with one replica). `first_unstable_offset` is the
+lowest first offset of both. Open transactions are restored from a snapshot's
+`current_txn_first_offset` and cleared by truncation.
 
 **Snapshots** are Kafka's `<20-digit offset>.snapshot` files in the partition directory:
 int16 version (1), uint32 CRC-32C of everything after it, int32 entry count, then per
@@ -54,6 +65,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from crc32c import crc32c
 
@@ -66,12 +78,14 @@ __all__ = [
     "PRODUCER_SNAPSHOT_FILE_SUFFIX",
     "AppendOrigin",
     "BatchMetadata",
+    "CompletedTxn",
     "CorruptSnapshot",
     "InvalidProducerEpoch",
     "InvalidTxnState",
     "OutOfOrderSequence",
     "ProducerStateEntry",
     "ProducerStateManager",
+    "TransactionCoordinatorFenced",
     "read_snapshot",
     "snapshot_file_name",
     "write_snapshot",
@@ -108,6 +122,23 @@ class InvalidTxnState(StorageError):
     """A write that contradicts the producer's transaction state. INVALID_TXN_STATE."""
 
     error_code = 48
+
+
+class TransactionCoordinatorFenced(StorageError):
+    """A marker from a coordinator epoch older than the partition last saw.
+    TRANSACTION_COORDINATOR_FENCED."""
+
+    error_code = 52
+
+
+class CompletedTxn(NamedTuple):
+    """A transaction a COMMIT or ABORT marker completed (Kafka's `CompletedTxn`):
+    its producer, its first offset and the marker's offset."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    is_aborted: bool
 
 
 class CorruptSnapshot(StorageError):
@@ -258,6 +289,10 @@ class ProducerAppend:
         self._manager = manager
         self._origin = origin
         self._updated: dict[int, tuple[ProducerStateEntry, ProducerStateEntry]] = {}
+        #: (producer id, first offset) of each transaction a batch of this append began.
+        self.started: list[tuple[int, int]] = []
+        #: The transactions a marker of this append completed, in marker order.
+        self.completed: list[CompletedTxn] = []
 
     def _entries(self, producer_id: int) -> tuple[ProducerStateEntry, ProducerStateEntry]:
         pair = self._updated.get(producer_id)
@@ -281,8 +316,13 @@ class ProducerAppend:
                     f"{batch.first_offset} in partition {tp}: {coordinator_epoch} (zombie), "
                     f"{updated.coordinator_epoch} (current)")
                 if self._origin is not AppendOrigin.REPLICATION:
-                    raise InvalidTxnState(message)  # TRANSACTION_COORDINATOR_FENCED in Kafka
+                    raise TransactionCoordinatorFenced(message)
                 log.info("%s", message)
+            if updated.current_txn_first_offset is not None:
+                # A marker without data here (no open transaction) completes nothing.
+                self.completed.append(CompletedTxn(
+                    batch.producer_id, updated.current_txn_first_offset, batch.first_offset,
+                    not commit))
             updated.maybe_update_epoch(batch.producer_epoch)
             updated.coordinator_epoch = coordinator_epoch
             updated.current_txn_first_offset = None
@@ -299,6 +339,7 @@ class ProducerAppend:
                 f"{batch.first_offset} in partition {tp}")
         if updated.current_txn_first_offset is None and batch.is_transactional:
             updated.current_txn_first_offset = batch.first_offset
+            self.started.append((batch.producer_id, batch.first_offset))
 
     def _check_epoch(self, updated: ProducerStateEntry, epoch: int, offset: int) -> None:
         if epoch < updated.producer_epoch:
@@ -336,9 +377,16 @@ class ProducerAppend:
                 f"{offset} in partition {tp}: {first_seq} (incoming seq. number), "
                 f"{current_last_seq} (current end sequence number)")
 
-    def commit(self) -> None:
+    def commit(self) -> list[CompletedTxn]:
+        """Apply the producer updates and register the transactions begun. Returns the
+        completed transactions: the caller records each (`last_stable_offset_of`, the
+        transaction index) and then calls `complete_txn`, as Kafka's `UnifiedLog` does."""
+        manager = self._manager
         for producer_id, (_, updated) in self._updated.items():
-            self._manager.update(producer_id, updated)
+            manager.update(producer_id, updated)
+        for producer_id, first_offset in self.started:
+            manager._ongoing[first_offset] = producer_id
+        return self.completed
 
 
 class ProducerStateManager:
@@ -356,6 +404,11 @@ class ProducerStateManager:
         self.topic_partition = topic_partition or os.path.basename(self.dir)
         self.producer_id_expiration_ms = producer_id_expiration_ms
         self._producers: dict[int, ProducerStateEntry] = {}
+        #: Open transactions: first offset -> producer id (Kafka's `ongoingTxns`).
+        self._ongoing: dict[int, int] = {}
+        #: Completed transactions whose marker is not below the high watermark yet:
+        #: first offset -> (producer id, marker offset) (Kafka's `unreplicatedTxns`).
+        self._unreplicated: dict[int, tuple[int, int]] = {}
         self._snapshots: dict[int, str] = {}
         self._last_map_offset = 0
         self._last_snap_offset = 0
@@ -375,7 +428,56 @@ class ProducerStateManager:
 
     @property
     def is_empty(self) -> bool:
-        return not self._producers
+        return not self._producers and not self._unreplicated
+
+    # -- transactions ------------------------------------------------------------------
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        """producer id -> first offset of each open transaction."""
+        return {pid: first for first, pid in sorted(self._ongoing.items())}
+
+    @property
+    def has_unstable(self) -> bool:
+        """Whether any transaction is open or not yet below the high watermark."""
+        return bool(self._ongoing or self._unreplicated)
+
+    def first_undecided_offset(self) -> int | None:
+        """The first offset of the oldest open transaction (None: none is open)."""
+        return min(self._ongoing) if self._ongoing else None
+
+    def first_unstable_offset(self, high_watermark: int) -> int | None:
+        """Kafka's `firstUnstableOffset`: the first offset of the oldest transaction that
+        is open, or completed by a marker at or above `high_watermark`."""
+        if self._unreplicated:
+            self.on_high_watermark_updated(high_watermark)
+        if not self._ongoing and not self._unreplicated:
+            return None
+        return min(min(self._ongoing, default=high_watermark),
+                   min(self._unreplicated, default=high_watermark))
+
+    def on_high_watermark_updated(self, high_watermark: int) -> None:
+        """Forget the completed transactions whose marker is below `high_watermark`."""
+        self._remove_unreplicated(high_watermark)
+
+    def _remove_unreplicated(self, offset: int) -> None:
+        for first in [f for f, (_, last) in self._unreplicated.items() if last < offset]:
+            del self._unreplicated[first]
+
+    def last_stable_offset_of(self, completed: CompletedTxn) -> int:
+        """Kafka's `lastStableOffset(completedTxn)`: the LSO once `completed` is done, the
+        first offset of the oldest open transaction of another producer, else the
+        marker's offset + 1 (recorded in the transaction index)."""
+        others = [first for first, pid in self._ongoing.items()
+                  if pid != completed.producer_id]
+        return min(others) if others else completed.last_offset + 1
+
+    def complete_txn(self, completed: CompletedTxn) -> None:
+        """Close `completed` (it stays unstable until the high watermark passes its marker)."""
+        if self._ongoing.pop(completed.first_offset, None) is None:
+            log.warning("completed transaction %s on partition %s which was not started",
+                        completed, self.topic_partition)
+        self._unreplicated[completed.first_offset] = (completed.producer_id,
+                                                      completed.last_offset)
 
     @property
     def map_end_offset(self) -> int:
@@ -498,6 +600,8 @@ class ProducerStateManager:
                 self._delete_snapshot(offset)
         if log_end_offset != self._last_map_offset:
             self._producers.clear()
+            self._ongoing.clear()
+            self._unreplicated.clear()
             self._load_from_snapshot(log_start_offset, now_ms)
         else:
             self.on_log_start_offset_incremented(log_start_offset)
@@ -514,12 +618,39 @@ class ProducerStateManager:
                 continue
             for entry in entries:
                 if not self._is_expired(now_ms, entry):
-                    self._producers[entry.producer_id] = entry
+                    self._load_entry(entry)
             self._last_snap_offset = self._last_map_offset = offset
             return
         self._last_snap_offset = self._last_map_offset = log_start_offset
 
+    def _load_entry(self, entry: ProducerStateEntry) -> None:
+        """Kafka's `loadProducerEntry`: the entry, and its open transaction if any."""
+        self._producers[entry.producer_id] = entry
+        if entry.current_txn_first_offset is not None:
+            self._ongoing[entry.current_txn_first_offset] = entry.producer_id
+
+    def load_at(self, offset: int, now_ms: int) -> None:
+        """Restore the newest snapshot at or below `offset` without deleting any file (a
+        scratch manager rebuilding transaction indexes uses it). Corrupt ones are skipped;
+        with none, the state starts empty at offset 0."""
+        self.load_snapshots()
+        self._producers.clear()
+        self._ongoing.clear()
+        self._unreplicated.clear()
+        for snap in sorted((o for o in self._snapshots if o <= offset), reverse=True):
+            try:
+                entries = read_snapshot(self._snapshots[snap])
+            except (CorruptSnapshot, OSError):
+                continue
+            for entry in entries:
+                if not self._is_expired(now_ms, entry):
+                    self._load_entry(entry)
+            self._last_snap_offset = self._last_map_offset = snap
+            return
+        self._last_snap_offset = self._last_map_offset = 0
+
     def on_log_start_offset_incremented(self, log_start_offset: int) -> None:
+        self._remove_unreplicated(log_start_offset)
         if self._last_map_offset < log_start_offset:
             self._last_map_offset = log_start_offset
         latest = self.latest_snapshot_offset()
@@ -528,6 +659,8 @@ class ProducerStateManager:
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Forget every producer and snapshot; the state restarts at `offset`."""
         self._producers.clear()
+        self._ongoing.clear()
+        self._unreplicated.clear()
         for snap in list(self._snapshots):
             self._delete_snapshot(snap)
         self._last_snap_offset = 0

@@ -57,6 +57,7 @@ from storage.config import LogConfig
 from storage.errors import CorruptIndex, IndexOffsetOverflow
 from storage.index import NO_TIMESTAMP, OffsetIndex, TimeIndex, TimestampOffset
 from storage.slices import FileSlice
+from storage.txn_index import TransactionIndex
 
 __all__ = [
     "CLEANED_FILE_SUFFIX",
@@ -65,6 +66,7 @@ __all__ = [
     "LOG_FILE_SUFFIX",
     "SWAP_FILE_SUFFIX",
     "TIME_INDEX_FILE_SUFFIX",
+    "TXN_INDEX_FILE_SUFFIX",
     "HandleCache",
     "Segment",
     "filename_prefix_from_offset",
@@ -207,6 +209,8 @@ class Segment:
         self.log_path = prefix + LOG_FILE_SUFFIX + suffix
         self.index_path = prefix + INDEX_FILE_SUFFIX + suffix
         self.time_index_path = prefix + TIME_INDEX_FILE_SUFFIX + suffix
+        #: Aborted transactions whose ABORT marker is in this segment (`.txnindex`).
+        self.txn_index = TransactionIndex(prefix + TXN_INDEX_FILE_SUFFIX + suffix, base_offset)
         self._cache = handle_cache
         self._size = 0
         self._active = False
@@ -251,7 +255,7 @@ class Segment:
             roll_jitter_ms=roll_jitter_ms,
             handle_cache=handle_cache,
         )
-        for path in (seg.log_path, seg.index_path, seg.time_index_path):
+        for path in (seg.log_path, seg.index_path, seg.time_index_path, seg.txn_index.path):
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -1093,6 +1097,7 @@ class Segment:
         ti = self.time_index()
         oi.truncate_to(cut_offset)
         ti.truncate_to(cut_offset)
+        self.txn_index.truncate_to(cut_offset)
         removed = 0
         if found is not None:
             pos = found[0]
@@ -1135,6 +1140,7 @@ class Segment:
             self._offset_index.flush()
         if self._time_index is not None:
             self._time_index.flush()
+        self.txn_index.flush()
 
     def close(self) -> None:
         """Kafka's `LogSegment.close`: final time-index entry, trim everything, close.
@@ -1172,6 +1178,12 @@ class Segment:
             self._offset_index.path = self.index_path
         if self._time_index is not None:
             self._time_index.path = self.time_index_path
+        txn_path = self.txn_index.path
+        if not txn_path.endswith(old_suffix):
+            raise ValueError(f"{txn_path} does not end with {old_suffix!r}")
+        self.txn_index.rename(
+            txn_path[: len(txn_path) - len(old_suffix)] + new_suffix if old_suffix
+            else txn_path + new_suffix)
 
     def delete_files(self) -> None:
         """Unlink the files (handles are released first)."""
@@ -1181,6 +1193,7 @@ class Segment:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+        self.txn_index.delete()
 
 
 # ---------------------------------------------------------------------- swap recovery

@@ -24,6 +24,7 @@ from storage.producer_state import (
     OutOfOrderSequence,
     ProducerStateEntry,
     ProducerStateManager,
+    TransactionCoordinatorFenced,
     decode_snapshot,
     encode_snapshot,
     read_snapshot,
@@ -111,8 +112,9 @@ def test_transactions_in_the_state(tmp_path: Path) -> None:
     assert entry is not None
     assert (entry.current_txn_first_offset, entry.coordinator_epoch) == (None, 4)
     stale = DataBatch(PID, 0, -1, -1, 7, 7, BASE_TS, True, is_control=True, marker=(False, 3))
-    with pytest.raises(InvalidTxnState, match="zombie"):
+    with pytest.raises(TransactionCoordinatorFenced, match="zombie") as fenced:
         apply(state, stale, origin=AppendOrigin.COORDINATOR)
+    assert fenced.value.error_code == 52  # TRANSACTION_COORDINATOR_FENCED, as Kafka
 
 
 def test_expiry(tmp_path: Path) -> None:
