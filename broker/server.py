@@ -35,6 +35,7 @@ from broker.metadata import (
 )
 from broker.metrics import BrokerMetrics, MetricsListener, serve_metrics
 from broker.producer_ids import ProducerIds
+from broker.transactions import TransactionService
 from broker.waiters import AppendWaiters
 from storage import LogManager
 
@@ -67,6 +68,8 @@ class Broker:
         self.producer_ids = ProducerIds.from_config(self.logs.log_dirs[0], config)
         self.fetch_sessions = FetchSessionCache.from_config(config, self.clock)
         self.groups = GroupService(self)
+        # After the groups: recovered markers on __consumer_offsets settle their offsets.
+        self.transactions = TransactionService(self)
         self.metrics = BrokerMetrics(self)
         #: The bound port of the metrics endpoint, once serving (None: `metrics.listener` off).
         self.metrics_port: int | None = None
@@ -123,6 +126,7 @@ class Broker:
                 nursery.start_soon(self._log_maintenance)
                 nursery.start_soon(self._log_cleaner)
                 nursery.start_soon(self.groups.run)
+                nursery.start_soon(self.transactions.run)
                 task_status.started(ports)
         finally:
             with trio.CancelScope(shield=True):

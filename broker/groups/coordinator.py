@@ -91,6 +91,19 @@ class GroupStore(Protocol):
 
     def delete_group(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None: ...
 
+    def store_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int,
+                          offsets: Mapping[tuple[str, int], OffsetAndMetadata]) -> None: ...
+
+
+@dataclass(slots=True)
+class PendingOffset:
+    """A transactional offset commit awaiting its transaction's marker. `superseded`: a
+    regular commit of the same partition came after it, so a COMMIT marker must not
+    materialise it (Kafka keeps the commit with the higher record offset)."""
+
+    offset: OffsetAndMetadata
+    superseded: bool = False
+
 
 class MemoryStore:
     """A `GroupStore` that keeps nothing (unit tests); `fail` makes the next write fail."""
@@ -117,6 +130,10 @@ class MemoryStore:
 
     def delete_group(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
         self._write("delete_group", group_id)
+
+    def store_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int,
+                          offsets: Mapping[tuple[str, int], OffsetAndMetadata]) -> None:
+        self._write("txn_offsets", group_id)
 
 
 class _Configs(Protocol):
@@ -256,6 +273,9 @@ class Group:
         #: Bumped at each new join phase / generation; timers carry the value they were set for.
         self.join_epoch = 0
         self.offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
+        #: Transactional offset commits awaiting their marker: producer id -> partition ->
+        #: pending offset (Kafka's `pendingTransactionalOffsets`).
+        self.pending_txn_offsets: dict[int, dict[tuple[str, int], PendingOffset]] = {}
         #: The KIP-848 `ConsumerGroup` owning this id, if any: this record then only holds
         #: the committed offsets (see `broker.groups.consumer`).
         self.consumer: Any = None
@@ -984,6 +1004,21 @@ class GroupCoordinator(TimerHeap):
 
     # -- offsets -----------------------------------------------------------------------------
 
+    def _check_metadata_size(self, offsets: Mapping[tuple[str, int], OffsetAndMetadata]
+                             ) -> tuple[dict[tuple[str, int], ErrorCode],
+                                        dict[tuple[str, int], OffsetAndMetadata]]:
+        """OFFSET_METADATA_TOO_LARGE for each offset whose metadata is over
+        `offset.metadata.max.bytes`; the others, to store."""
+        limit = self.config.offset_metadata_max_bytes
+        results: dict[tuple[str, int], ErrorCode] = {}
+        valid: dict[tuple[str, int], OffsetAndMetadata] = {}
+        for tp, om in offsets.items():
+            if len(om.metadata.encode("utf-8")) > limit:
+                results[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+            else:
+                valid[tp] = om
+        return results, valid
+
     def commit_offsets(self, *, group_id: str, generation_id: int, member_id: str,
                        group_instance_id: str | None, api_version: int,
                        offsets: Mapping[tuple[str, int], OffsetAndMetadata]
@@ -994,13 +1029,7 @@ class GroupCoordinator(TimerHeap):
                                              group_instance_id, api_version)
         if error is not ErrorCode.NONE or group is None:
             return {tp: error for tp in offsets}
-        results: dict[tuple[str, int], ErrorCode] = {}
-        valid: dict[tuple[str, int], OffsetAndMetadata] = {}
-        for tp, om in offsets.items():
-            if len(om.metadata.encode("utf-8")) > self.config.offset_metadata_max_bytes:
-                results[tp] = ErrorCode.OFFSET_METADATA_TOO_LARGE
-            else:
-                valid[tp] = om
+        results, valid = self._check_metadata_size(offsets)
         if valid:
             try:
                 self.store.store_offsets(group_id, valid)
@@ -1011,24 +1040,36 @@ class GroupCoordinator(TimerHeap):
             group.offsets.update(valid)
             for tp in valid:
                 results[tp] = ErrorCode.NONE
+            for pending in group.pending_txn_offsets.values():
+                for tp in valid:
+                    if tp in pending:
+                        pending[tp].superseded = True
         return results
 
     def _validate_commit(self, group_id: str, generation_id: int, member_id: str,
-                         instance_id: str | None, api_version: int
-                         ) -> tuple[ErrorCode, Group | None]:
+                         instance_id: str | None, api_version: int,
+                         transactional: bool = False) -> tuple[ErrorCode, Group | None]:
+        """Kafka's `validateOffsetCommit` (`transactional`: TxnOffsetCommit's variant, which
+        accepts a commit without member id from a non-empty group, does not refuse one
+        during a rebalance, and answers ILLEGAL_GENERATION for an unknown group)."""
         group = self.groups.get(group_id)
         if group is None:
             if generation_id < 0:
                 # A "simple" group that only stores offsets.
                 group = self.groups[group_id] = Group(group_id, self.clock())
                 return ErrorCode.NONE, group
-            return (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9
+            return (ErrorCode.GROUP_ID_NOT_FOUND if api_version >= 9 and not transactional
                     else ErrorCode.ILLEGAL_GENERATION), None
         if group.is_in(GroupState.DEAD):
             return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
         if group.consumer is not None:
+            # A transactional commit of a KIP-848 member: any TxnOffsetCommit version is
+            # fine, and a stale member epoch is ILLEGAL_GENERATION.
             error = self.consumer.validate_commit(group_id, member_id, generation_id,
-                                                  api_version)
+                                                  max(api_version, 9) if transactional
+                                                  else api_version)
+            if transactional and error is ErrorCode.STALE_MEMBER_EPOCH:
+                error = ErrorCode.ILLEGAL_GENERATION
             return error, group if error is ErrorCode.NONE else None
         if generation_id < 0 and group.is_in(GroupState.EMPTY):
             return ErrorCode.NONE, group
@@ -1038,14 +1079,78 @@ class GroupCoordinator(TimerHeap):
                 return error, None
             if generation_id != group.generation_id:
                 return ErrorCode.ILLEGAL_GENERATION, None
-        elif not group.is_in(GroupState.EMPTY):
+        elif not transactional and not group.is_in(GroupState.EMPTY):
             return ErrorCode.UNKNOWN_MEMBER_ID, None
-        if group.is_in(GroupState.COMPLETING_REBALANCE):
+        if not transactional and group.is_in(GroupState.COMPLETING_REBALANCE):
             return ErrorCode.REBALANCE_IN_PROGRESS, None
         member = group.members.get(member_id)
         if member is not None and not member.is_new:
             self._touch(group, member)
         return ErrorCode.NONE, group
+
+    # -- transactional offsets -------------------------------------------------------
+
+    def commit_txn_offsets(self, *, group_id: str, producer_id: int, producer_epoch: int,
+                           generation_id: int, member_id: str, group_instance_id: str | None,
+                           api_version: int, offsets: Mapping[tuple[str, int], OffsetAndMetadata]
+                           ) -> dict[tuple[str, int], ErrorCode]:
+        """TxnOffsetCommit (Kafka's `OffsetMetadataManager.commitTransactionalOffset`): the
+        offsets are written as a transactional batch of `producer_id` and stay pending
+        until the transaction's marker lands in the group's partition
+        (`complete_txn_offsets`). One error per partition."""
+        if not group_id:
+            return dict.fromkeys(offsets, ErrorCode.INVALID_GROUP_ID)
+        error, group = self._validate_commit(group_id, generation_id, member_id,
+                                             group_instance_id, api_version, transactional=True)
+        if error is not ErrorCode.NONE or group is None:
+            return dict.fromkeys(offsets, error)
+        results, valid = self._check_metadata_size(offsets)
+        if valid:
+            try:
+                self.store.store_txn_offsets(group_id, producer_id, producer_epoch, valid)
+            except StoreError as exc:
+                return {**results, **dict.fromkeys(valid, exc.code)}
+            self.add_pending_txn_offsets(group, producer_id, valid)
+            results.update(dict.fromkeys(valid, ErrorCode.NONE))
+        return results
+
+    @staticmethod
+    def add_pending_txn_offsets(group: Group, producer_id: int,
+                                offsets: Mapping[tuple[str, int], OffsetAndMetadata]) -> None:
+        pending = group.pending_txn_offsets.setdefault(producer_id, {})
+        for tp, om in offsets.items():
+            pending[tp] = PendingOffset(om)
+
+    def complete_txn_offsets(self, producer_id: int, commit: bool,
+                             in_partition: Callable[[str], bool] = lambda group_id: True
+                             ) -> int:
+        """A COMMIT or ABORT marker of `producer_id` landed in the offsets partition holding
+        the groups `in_partition` accepts: materialise (commit) or drop (abort) their
+        pending offsets (Kafka's `replayEndTransactionMarker`). Returns how many offsets
+        were materialised."""
+        applied = 0
+        for group in list(self.groups.values()):
+            if producer_id not in group.pending_txn_offsets or not in_partition(group.group_id):
+                continue
+            pending = group.pending_txn_offsets.pop(producer_id)
+            if not commit:
+                continue
+            for tp, entry in pending.items():
+                if not entry.superseded:
+                    group.offsets[tp] = entry.offset
+                    applied += 1
+        return applied
+
+    @staticmethod
+    def has_pending_txn_offset(group: Group | None, tp: tuple[str, int]) -> bool:
+        return group is not None and any(tp in p for p in group.pending_txn_offsets.values())
+
+    def pending_partitions(self, group_id: str) -> set[tuple[str, int]]:
+        """Partitions of the group with a transactional offset awaiting its marker."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return set()
+        return {tp for pending in group.pending_txn_offsets.values() for tp in pending}
 
     def fetch_offsets(self, group_id: str, partitions: Iterable[tuple[str, int]] | None
                       ) -> dict[tuple[str, int], OffsetAndMetadata | None]:
@@ -1130,7 +1235,8 @@ class GroupCoordinator(TimerHeap):
                 log.info("expired offsets group=%s partitions=%d", group.group_id, len(expired))
             if group.consumer is not None:
                 continue
-            if group.is_in(GroupState.EMPTY) and not group.offsets and not group.pending_members:
+            if (group.is_in(GroupState.EMPTY) and not group.offsets and not group.pending_members
+                    and not group.pending_txn_offsets):
                 try:
                     self.store.delete_group(group.group_id, [])
                 except StoreError:

@@ -15,6 +15,12 @@ and Kafka's `Utils.abs`, so a data dir moved between Kafka and us keeps its grou
 look for them. `LogGroupStore` writes one batch per operation (all the offsets of one commit
 together) and returns only after the append; `load` scans every partition from its log start
 offset, later records winning, tombstones deleting.
+
+Transactional offset commits (TxnOffsetCommit) are written as a transactional batch of the
+producer (`store_txn_offsets`); they stay pending until the transaction coordinator writes
+its COMMIT or ABORT marker into the same partition. `load` replays that too: a partition's
+transactional offsets wait for a marker of their producer later in that partition, and
+those still without one come back as pending.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from broker.groups.coordinator import (
     GroupState,
     Member,
     OffsetAndMetadata,
+    PendingOffset,
     StoreError,
 )
 from protocol.coordinator import (
@@ -66,9 +73,15 @@ from protocol.coordinator.group_metadata_value import GroupMetadataValue, Member
 from protocol.coordinator.offset_commit_key import OffsetCommitKey
 from protocol.coordinator.offset_commit_value import OffsetCommitValue
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.records import build_batch, iter_batches, iter_records
+from protocol.records import (
+    ControlType,
+    build_batch,
+    iter_batches,
+    iter_records,
+    parse_control_record,
+)
 from storage.errors import RecordTooLarge, StorageError
-from storage.producer_state import AppendOrigin
+from storage.producer_state import AppendOrigin, InvalidProducerEpoch
 
 if TYPE_CHECKING:
     from broker.groups.consumer import ConsumerGroup
@@ -240,16 +253,25 @@ class LogGroupStore:
         self._clock = clock
         self._notify = notify
 
-    def _append(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> None:
+    def _append(self, group_id: str, records: list[tuple[bytes, bytes | None]],
+                producer: tuple[int, int] | None = None) -> None:
         found = self._log_for(group_id)
         if found is None:
             raise StoreError(ErrorCode.COORDINATOR_NOT_AVAILABLE)
         plog, partition = found
-        batch = build_batch(records, base_timestamp=self._clock())
+        if producer is None:
+            batch = build_batch(records, base_timestamp=self._clock())
+        else:
+            batch = build_batch(records, base_timestamp=self._clock(), producer_id=producer[0],
+                                producer_epoch=producer[1], base_sequence=0,
+                                is_transactional=True)
         try:
             plog.append(batch, validated=True, origin=AppendOrigin.COORDINATOR)
         except RecordTooLarge as exc:
             raise StoreError(ErrorCode.INVALID_COMMIT_OFFSET_SIZE, str(exc)) from exc
+        except InvalidProducerEpoch as exc:
+            # A zombie producer's transactional commit (its epoch was bumped by a fence).
+            raise StoreError(ErrorCode.INVALID_PRODUCER_EPOCH, str(exc)) from exc
         except StorageError as exc:
             log.warning("group log append failed group=%s error=%s", group_id, exc)
             raise StoreError(ErrorCode.UNKNOWN_SERVER_ERROR, str(exc)) from exc
@@ -262,6 +284,14 @@ class LogGroupStore:
                       offsets: Mapping[tuple[str, int], OffsetAndMetadata]) -> None:
         self._append(group_id, [(offset_key(group_id, t, p), offset_value(om))
                                 for (t, p), om in offsets.items()])
+
+    def store_txn_offsets(self, group_id: str, producer_id: int, producer_epoch: int,
+                          offsets: Mapping[tuple[str, int], OffsetAndMetadata]) -> None:
+        """The offsets of a TxnOffsetCommit: one transactional batch of the producer, which
+        its transaction's marker later commits or aborts."""
+        self._append(group_id, [(offset_key(group_id, t, p), offset_value(om))
+                                for (t, p), om in offsets.items()],
+                     producer=(producer_id, producer_epoch))
 
     def delete_offsets(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> None:
         records: list[tuple[bytes, bytes | None]] = [
@@ -301,8 +331,12 @@ def load(coordinator: GroupCoordinator, logs: Iterable[PartitionLog], now: int) 
     offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata | None]] = {}
     #: KIP-848 groups: group id -> (record type, member id) -> (raw key, decoded value).
     consumer: dict[str, dict[tuple[int, str | None], tuple[bytes, Any]]] = {}
+    #: Transactional offsets awaiting a marker: group id -> producer id -> partition -> offset.
+    pending: dict[str, dict[int, dict[tuple[str, int], PendingOffset]]] = {}
     count = 0
     for plog in logs:
+        # A marker only settles the pending offsets of its own partition.
+        part_pending: dict[str, dict[int, dict[tuple[str, int], PendingOffset]]] = {}
         position = plog.log_start_offset
         end = plog.high_watermark
         while position < end:
@@ -311,18 +345,28 @@ def load(coordinator: GroupCoordinator, logs: Iterable[PartitionLog], now: int) 
                 break
             for pos, header in iter_batches(data):
                 if header.is_control:
+                    _replay_marker(data, pos, header, offsets, part_pending)
                     position = header.next_offset
                     continue
+                transactional = header.is_transactional and header.producer_id >= 0
                 for record in iter_records(data, pos, header):
                     if record.key is None or record.offset < position:
                         continue
                     count += 1
                     try:
                         kind, key = decode_key(record.key)
-                        if kind == "offset":
+                        if kind == "offset" and transactional and record.value is not None:
+                            part_pending.setdefault(key.group, {}).setdefault(
+                                header.producer_id, {})[(key.topic, key.partition)] = \
+                                PendingOffset(decode_offset_value(record.value))
+                        elif kind == "offset":
                             om = (decode_offset_value(record.value)
                                   if record.value is not None else None)
-                            offsets.setdefault(key.group, {})[(key.topic, key.partition)] = om
+                            tp = (key.topic, key.partition)
+                            offsets.setdefault(key.group, {})[tp] = om
+                            for by_producer in part_pending.get(key.group, {}).values():
+                                if tp in by_producer:
+                                    by_producer[tp].superseded = True
                         elif kind == "group":
                             groups[key.group] = record.value
                         elif kind == "consumer":
@@ -337,13 +381,19 @@ def load(coordinator: GroupCoordinator, logs: Iterable[PartitionLog], now: int) 
                         log.warning("skipping malformed group record offset=%d error=%s",
                                     record.offset, exc)
                 position = header.next_offset
-    for group_id in set(groups) | set(offsets):
+        for group_id, producers in part_pending.items():
+            for producer_id, by_tp in producers.items():
+                if by_tp:
+                    pending.setdefault(group_id, {})[producer_id] = by_tp
+    for group_id in set(groups) | set(offsets) | set(pending):
         value = groups.get(group_id)
         group = decode_group_value(group_id, value, now) if value is not None \
             else Group(group_id, now)
         group.offsets = {tp: om for tp, om in offsets.get(group_id, {}).items()
                          if om is not None}
-        if value is None and not group.offsets:
+        group.pending_txn_offsets = {pid: by_tp for pid, by_tp in
+                                     pending.get(group_id, {}).items() if by_tp}
+        if value is None and not group.offsets and not group.pending_txn_offsets:
             continue
         coordinator.load_group(group)
     if coordinator.consumer is not None:
@@ -355,3 +405,24 @@ def load(coordinator: GroupCoordinator, logs: Iterable[PartitionLog], now: int) 
                     persisted.setdefault(raw_key, b"")  # stale: tombstoned on next write
                 loaded.persisted = persisted
     return count
+
+
+def _replay_marker(data: bytes, pos: int, header: Any,
+                   offsets: dict[str, dict[tuple[str, int], OffsetAndMetadata | None]],
+                   pending: dict[str, dict[int, dict[tuple[str, int], PendingOffset]]]) -> None:
+    """A transaction marker read back from the log: the producer's pending offsets in this
+    partition are committed or dropped (the groups of one partition are all read from it)."""
+    try:
+        records = list(iter_records(data, pos, header))
+        control, _ = parse_control_record(records[0]) if records else (None, 0)
+    except (ProtocolError, struct.error):
+        return
+    if control is None:
+        return
+    for group_id, by_producer in pending.items():
+        found = by_producer.pop(header.producer_id, None)
+        if found is None or control is not ControlType.COMMIT:
+            continue
+        for tp, entry in found.items():
+            if not entry.superseded:
+                offsets.setdefault(group_id, {})[tp] = entry.offset

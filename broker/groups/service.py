@@ -8,6 +8,8 @@ timer task. `run()` is the background task that fires the state machines' timers
 sleeps until the next deadline or until a state machine reports an earlier one.
 `join`/`sync` are the only async calls: they park on a `trio.Event` until the state machine
 calls back.
+`on_txn_marker` is how the transaction coordinator's markers reach the pending
+transactional offsets.
 """
 
 from __future__ import annotations
@@ -84,6 +86,17 @@ class GroupService:
 
     def _notify(self, partition: int) -> None:
         self.broker.waiters.notify(OFFSETS_TOPIC, partition)
+
+    def on_txn_marker(self, partition: int, producer_id: int, commit: bool) -> None:
+        """The transaction coordinator wrote a marker of `producer_id` to `__consumer_offsets`
+        partition `partition`: its groups' pending transactional offsets are materialised
+        (COMMIT) or dropped (ABORT)."""
+        topic = self.broker.topics.get(OFFSETS_TOPIC)
+        if topic is None:
+            return
+        count = topic.partitions
+        self.coordinator.complete_txn_offsets(
+            producer_id, commit, lambda group_id: partition_for(group_id, count) == partition)
 
     # -- async waiting -----------------------------------------------------------------------
 

@@ -23,8 +23,14 @@ What a fetch does, as Kafka's `KafkaApis.handleFetchRequest` and `ReplicaManager
   -> `diverging_epoch` (0, log end offset); a fetch offset outside [log start, log end]
   -> OFFSET_OUT_OF_RANGE. A partition that fails after lookup reports high watermark,
   last stable offset and log start offset -1 and null aborted transactions.
-* `last_stable_offset` is the high watermark (no transactions yet); aborted transactions
-  are null for read_uncommitted and an empty list for read_committed.
+* Isolation (`isolation_level`, KIP-98): read_uncommitted (0) reads up to the high
+  watermark, read_committed (1) up to the last stable offset (the first offset of the
+  oldest open transaction, else the high watermark; `PartitionLog.last_stable_offset`).
+  `last_stable_offset` is reported for both levels, as Kafka does. `aborted_transactions`
+  is null for read_uncommitted; for read_committed it lists (producer id, first offset)
+  of the aborted transactions overlapping the returned batches (from the segments'
+  `.txnindex`), an empty list when there are none or nothing is returned. Control
+  batches (markers) are returned as stored: clients skip them.
   `preferred_read_replica` is always -1.
 * Long poll: when no partition failed and fewer than `min_bytes` could be returned, the
   request waits on `broker.waiters` for an append to one of its partitions or for
@@ -32,6 +38,11 @@ What a fetch does, as Kafka's `KafkaApis.handleFetchRequest` and `ReplicaManager
   connection's next request is not read until its fetch is answered). While waiting, the
   bytes that count are those available to each partition up to its own limit (Kafka's
   DelayedFetch); a partition that starts failing (deleted, truncated) ends the wait.
+  A read_committed fetch counts only bytes below the last stable offset, so it wakes when
+  a transaction marker moves that offset (the marker's writer notifies the waiters).
+* Fetch sessions resend a partition when its high watermark, log start offset or error
+  changes, or it has records (Kafka's `CachedPartition`; Kafka does not track the last
+  stable offset there: a marker moves the high watermark anyway).
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from broker.handlers import handles
 from protocol.errors import ErrorCode
 from protocol.messages.fetch_request import FetchRequest
 from protocol.messages.fetch_response import (
+    AbortedTransaction,
     EpochEndOffset,
     FetchableTopicResponse,
     FetchResponse,
@@ -147,11 +159,11 @@ class _Fetch:
                 return _failed(partition, ErrorCode.OFFSET_OUT_OF_RANGE, aborted=None)
             end = log.log_end_offset
             if end < target.fetch_offset:
-                hw = log.high_watermark
+                # Kafka answers with FetchDataInfo.empty: no aborted transactions list.
                 return PartitionData(
-                    partition_index=partition, high_watermark=hw, last_stable_offset=hw,
-                    log_start_offset=log.log_start_offset,
-                    aborted_transactions=[] if self.read_committed else None,
+                    partition_index=partition, high_watermark=log.high_watermark,
+                    last_stable_offset=log.last_stable_offset,
+                    log_start_offset=log.log_start_offset, aborted_transactions=None,
                     diverging_epoch=EpochEndOffset(epoch=LEADER_EPOCH, end_offset=end),
                     records=b"")
         return None
@@ -181,9 +193,13 @@ class _Fetch:
         max_bytes = min(target.max_bytes, limit)
         if max_bytes < 0:
             return _failed(partition, ErrorCode.UNKNOWN_SERVER_ERROR, aborted=None)
+        committed = self.read_committed
+        lso = log.last_stable_offset
         try:
-            info = log.read(target.fetch_offset, max_bytes, max_offset=log.high_watermark,
-                            min_one_message=min_one)
+            info = log.read(target.fetch_offset, max_bytes,
+                            max_offset=lso if committed else log.high_watermark,
+                            min_one_message=min_one, collect_aborted=committed,
+                            single_segment=True)
         except OffsetOutOfRange:
             return _failed(partition, ErrorCode.OFFSET_OUT_OF_RANGE, aborted=None)
         except StorageError as exc:
@@ -193,10 +209,14 @@ class _Fetch:
             return _failed(partition, code, aborted=None)
         # Reads stop at a segment's end, as Kafka's do: one slice per partition.
         records = info.slices[0] if info.slices else b""
+        aborted = None
+        if committed:
+            aborted = [AbortedTransaction(producer_id=pid, first_offset=first)
+                       for pid, first in info.aborted_transactions or ()]
         return PartitionData(
             partition_index=partition, high_watermark=info.high_watermark,
-            last_stable_offset=info.high_watermark, log_start_offset=info.log_start_offset,
-            aborted_transactions=[] if self.read_committed else None, records=records)
+            last_stable_offset=lso, log_start_offset=info.log_start_offset,
+            aborted_transactions=aborted, records=records)
 
     def read(self) -> tuple[list[tuple[FetchTarget, PartitionData]], int, bool]:
         """Read every partition: (results, bytes read, whether to answer at once)."""

@@ -10,8 +10,9 @@ Per Kafka 4.x (`KafkaApis` and `OffsetMetadataManager`):
   The response comes only after the records are appended to `__consumer_offsets`.
 - OffsetFetch: a null topic list (v2+) fetches every committed offset of the group; an
   unknown group or partition is offset -1 without error. v8+ fetch several groups; v10
-  names topics by id. `require_stable` (v7+) needs nothing: there are no transactional
-  offset commits pending.
+  names topics by id. With `require_stable` (v7+), a partition with a transactional offset
+  commit awaiting its transaction's marker answers UNSTABLE_OFFSET_COMMIT with offset -1
+  (Kafka's `OffsetMetadataManager.fetchOffsets`); without it, the last committed offset.
 - KIP-848 consumer groups (`broker.groups.consumer`): OffsetCommit carries the member epoch
   in the generation field; an unknown member is UNKNOWN_MEMBER_ID, another epoch
   STALE_MEMBER_EPOCH, a member committing below v9 UNSUPPORTED_VERSION; epoch -1 commits
@@ -118,15 +119,21 @@ def handle_offset_commit(ctx: RequestContext, request: OffsetCommitRequest
 
 
 def _fetch_group(ctx: RequestContext, group_id: str,
-                 topics: list[tuple[str | None, uuid.UUID, list[int]]] | None, by_id: bool
+                 topics: list[tuple[str | None, uuid.UUID, list[int]]] | None, by_id: bool,
+                 require_stable: bool = False
                  ) -> list[tuple[str, uuid.UUID, list[tuple[int, int, int, str, ErrorCode]]]]:
     """[(name, topic_id, [(partition, offset, leader_epoch, metadata, error)])]."""
     coordinator = service(ctx).coordinator
+    unstable = coordinator.pending_partitions(group_id) if require_stable else set()
     out: list[tuple[str, uuid.UUID, list[tuple[int, int, int, str, ErrorCode]]]] = []
     if topics is None:
         grouped: dict[str, list[tuple[int, int, int, str, ErrorCode]]] = {}
         for (name, partition), om in coordinator.fetch_offsets(group_id, None).items():
             assert om is not None
+            if (name, partition) in unstable:
+                grouped.setdefault(name, []).append(
+                    (partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT))
+                continue
             grouped.setdefault(name, []).append(
                 (partition, om.offset, om.leader_epoch, om.metadata, ErrorCode.NONE))
         for name, rows in grouped.items():
@@ -145,7 +152,9 @@ def _fetch_group(ctx: RequestContext, group_id: str,
         rows = []
         for p in partitions:
             om = fetched[(name, p)]
-            if om is None:
+            if (name, p) in unstable:
+                rows.append((p, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT))
+            elif om is None:
                 rows.append((p, -1, -1, "", ErrorCode.NONE))
             else:
                 rows.append((p, om.offset, om.leader_epoch, om.metadata, ErrorCode.NONE))
@@ -159,7 +168,8 @@ def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Off
     if version < 8:
         wanted = None if request.topics is None else [
             (t.name, ZERO_UUID, list(t.partition_indexes)) for t in request.topics]
-        result = _fetch_group(ctx, request.group_id, wanted, False)  # type: ignore[arg-type]
+        result = _fetch_group(ctx, request.group_id, wanted, False,  # type: ignore[arg-type]
+                              version >= 7 and request.require_stable)
         return OffsetFetchResponse(topics=[
             OffsetFetchResponseTopic(name=name, partitions=[
                 OffsetFetchResponsePartition(
@@ -189,7 +199,8 @@ def handle_offset_fetch(ctx: RequestContext, request: OffsetFetchRequest) -> Off
                 groups.append(OffsetFetchResponseGroup(group_id=group.group_id,
                                                        error_code=error))
                 continue
-        result = _fetch_group(ctx, group.group_id, group_wanted, version >= 10)
+        result = _fetch_group(ctx, group.group_id, group_wanted, version >= 10,
+                              request.require_stable)
         groups.append(OffsetFetchResponseGroup(group_id=group.group_id, topics=[
             OffsetFetchResponseTopics(
                 name=name if version < 10 else "",

@@ -4,10 +4,9 @@ LeaveGroup 0-5, ListGroups 0-5, DescribeGroups 0-6, DeleteGroups 0-2.
 The state machine is `broker.groups.coordinator`; these handlers translate requests and
 responses per version, as Kafka 4.x's `KafkaApis` does:
 - FindCoordinator: one broker coordinates every group (creating `__consumer_offsets` on first
-  need). v4+ batches keys. Transaction keys (key type 1) answer COORDINATOR_NOT_AVAILABLE:
-  there is no transaction coordinator yet (Kafka answers the same while its transaction log
-  is not ready), consistent with InitProducerId refusing transactional ids. Any other key
-  type is INVALID_REQUEST.
+  need). v4+ batches keys. Transaction keys (key type 1) name this broker too, creating
+  `__transaction_state` on first need (`broker.transactions`). Any other key type is
+  INVALID_REQUEST.
 - JoinGroup: v0 has no rebalance timeout (the session timeout stands in); v4+ requires a
   known member id (KIP-394: MEMBER_ID_REQUIRED hands one out); v5+ static membership;
   v9 lets a rejoining static leader skip the assignment (KIP-814).
@@ -83,7 +82,9 @@ def _find(ctx: RequestContext, key_type: int) -> tuple[ErrorCode, str, int, int]
         host, port = broker_endpoint(ctx)
         return ErrorCode.NONE, host, port, ctx.broker.node_id
     if key_type == KEY_TYPE_TRANSACTION:
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE, "", -1, -1
+        ctx.broker.transactions.ensure_state_topic()
+        host, port = broker_endpoint(ctx)
+        return ErrorCode.NONE, host, port, ctx.broker.node_id
     return ErrorCode.INVALID_REQUEST, "", -1, -1
 
 

@@ -10,13 +10,16 @@ ListOffsets
     topic. Unknown topic or partition -> UNKNOWN_TOPIC_OR_PARTITION.
   * `current_leader_epoch` (v4+): -1 = no check; below 0 -> FENCED_LEADER_EPOCH, above 0 ->
     UNKNOWN_LEADER_EPOCH. An isolation level other than 0/1 -> UNKNOWN_SERVER_ERROR.
-  * Timestamps: -1 latest (the high watermark, = last stable offset), -2 earliest and -4
-    earliest local (v8+) (the log start offset), -3 max timestamp (v7+; the first record
-    with the largest timestamp), -5 latest tiered (v9+) and -6 earliest pending upload
-    (v11+) (offset -1: no tiered storage), a timestamp >= 0: the first record at or after
-    it below the high watermark. A sentinel newer than the request's version, or any other
-    negative value -> UNSUPPORTED_VERSION. Nothing found -> timestamp/offset/epoch -1.
-    The leader epoch (v4+) of a found offset is 0.
+  * The last fetchable offset (Kafka's `Partition.fetchOffsetForTimestamp`) is the high
+    watermark for read_uncommitted (0) and the last stable offset for read_committed (1,
+    v2+; the first offset of the oldest open transaction, else the high watermark).
+  * Timestamps: -1 latest (the last fetchable offset), -2 earliest and -4 earliest local
+    (v8+) (the log start offset), -3 max timestamp (v7+; the first record with the
+    largest timestamp), -5 latest tiered (v9+) and -6 earliest pending upload (v11+)
+    (offset -1: no tiered storage), a timestamp >= 0: the first record at or after it
+    below the last fetchable offset. A sentinel newer than the request's version, or any
+    other negative value -> UNSUPPORTED_VERSION. Nothing found -> timestamp/offset/epoch
+    -1. The leader epoch (v4+) of a found offset is 0.
 OffsetForLeaderEpoch
   * Epoch 0 -> (0, log end offset); epoch -1 or any epoch above 0 -> (-1, -1); an epoch
     below -1 -> (that epoch, log start offset) (Kafka's "older than any known epoch" rule).
@@ -61,6 +64,7 @@ DELETE_RECORDS = 21
 OFFSET_FOR_LEADER_EPOCH = 23
 LEADER_EPOCH = 0
 NO_EPOCH = -1
+READ_COMMITTED = 1
 
 LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
@@ -100,10 +104,10 @@ def _list_offset(version: int, isolation_level: int, log: Any, timestamp: int
         return ErrorCode.UNKNOWN_SERVER_ERROR, -1, -1, -1
     if timestamp < 0 and _SENTINEL_SINCE.get(timestamp, 1 << 16) > version:
         return ErrorCode.UNSUPPORTED_VERSION, -1, -1, -1
+    last_fetchable = log.last_stable_offset if isolation_level == READ_COMMITTED \
+        else log.high_watermark
     if timestamp == LATEST_TIMESTAMP:
-        # read_uncommitted: the high watermark; read_committed: the last stable offset,
-        # which is the high watermark until transactions exist.
-        return ErrorCode.NONE, -1, log.high_watermark, LEADER_EPOCH
+        return ErrorCode.NONE, -1, last_fetchable, LEADER_EPOCH
     if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
         return ErrorCode.NONE, -1, log.log_start_offset, LEADER_EPOCH
     if timestamp in (LATEST_TIERED_TIMESTAMP, EARLIEST_PENDING_UPLOAD_TIMESTAMP):
@@ -112,7 +116,7 @@ def _list_offset(version: int, isolation_level: int, log: Any, timestamp: int
         else log.offset_for_timestamp(timestamp)
     if found is None or found.offset < 0:
         return ErrorCode.NONE, -1, -1, -1
-    if timestamp >= 0 and found.offset >= log.high_watermark:
+    if timestamp >= 0 and found.offset >= last_fetchable:
         return ErrorCode.NONE, -1, -1, -1
     return ErrorCode.NONE, found.timestamp, found.offset, LEADER_EPOCH
 

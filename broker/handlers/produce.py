@@ -1,7 +1,12 @@
-"""Produce (0): advertised 0-13 as Kafka 4.4 does; versions 3-13 are served.
+"""Produce (0): advertised 0-11; versions 3-11 are served.
 
 Versions 0-2 stay in ApiVersions (KAFKA-18659: old clients probe with them) but their
 requests cannot be decoded by our codec, so the connection is closed, as Kafka does.
+Kafka 4.4 serves 0-13, but v12 means "transactions v2" (KIP-890 part 2: the broker adds
+the partition to the transaction itself, the coordinator bumps the epoch at each end),
+which clients use only when ApiVersions finalizes `transaction.version` >= 2; we
+advertise no `transaction.version`, and v13 (topic ids) needs v12. So clients use v11 and
+the KIP-890 part 1 protocol (AddPartitionsToTxn, then a verified produce).
 
 What happens to one request, in Kafka's order (`KafkaApis.handleProduceRequest`,
 `ReplicaManager.appendRecords`/`appendToLocalLog`, `UnifiedLog.append`); checked against a
@@ -13,13 +18,24 @@ running Kafka 4.4 where noted:
    topic or partition is UNKNOWN_TOPIC_OR_PARTITION; then `ProduceRequest.validateRecords`
    (exactly one v2 batch, zstd needs v7+): its failures.
 3. `acks` other than -1, 0, 1: INVALID_REQUIRED_ACKS for the partitions still standing.
-4. Transactional batches (with a transactional id): Kafka asks the transaction coordinator
-   whether the partition joined the transaction. Odradek has no transaction coordinator yet,
-   so this fails the way Kafka 4.4 fails without one: NOT_ENOUGH_REPLICAS "Unable to verify
-   the partition has been added to the transaction. Underlying error:
-   COORDINATOR_NOT_AVAILABLE" (Kafka maps the coordinator error to a retriable one for old
-   clients). A stale epoch is INVALID_PRODUCER_EPOCH first; a producer already in a
-   transaction on the partition (none, until transactions exist) is let through.
+4. Transactional batches (with a transactional id), when
+   `transaction.partition.verification.enable` (default true): KIP-890 part 1
+   verification (`ReplicaManager.appendRecords`, `AddPartitionsToTxnManager`). Batches of
+   more than one producer id in a request fail the whole request with
+   INVALID_PRODUCER_ID_MAPPING. A stale epoch (below the partition's) is
+   INVALID_PRODUCER_EPOCH; a producer already in a transaction on the partition with this
+   epoch is let through (Kafka's verification guard sentinel); the other partitions are
+   checked with one `broker.transactions.verify_partitions` call per request, and its
+   errors are answered as Kafka answers a v3-11 producer: PRODUCER_FENCED ->
+   INVALID_PRODUCER_EPOCH; TRANSACTION_ABORTABLE -> itself on v11, INVALID_TXN_STATE
+   "Partition was not added to the transaction" on v10 and below (INVALID_TXN_STATE
+   always carries that message); NETWORK_EXCEPTION, COORDINATOR_LOAD_IN_PROGRESS,
+   COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR and CONCURRENT_TRANSACTIONS ->
+   NOT_ENOUGH_REPLICAS "Unable to verify the partition has been added to the
+   transaction. Underlying error: <error>" (retriable for old clients); any other error
+   as it is. Without a transaction coordinator the check fails as Kafka 4.4 does with
+   none reachable: NOT_ENOUGH_REPLICAS, underlying COORDINATOR_NOT_AVAILABLE. With
+   verification disabled, transactional batches are appended unchecked.
 5. Internal topics (`__consumer_offsets`, `__transaction_state`, ...): INVALID_TOPIC_EXCEPTION
    (Kafka only lets its AdminClient id write there).
 6. `min.insync.replicas`: Kafka 4.x compares the ISR with min(min.insync.replicas,
@@ -92,6 +108,15 @@ NO_TIMESTAMP = -1
 TXN_VERIFICATION_FAILED = (
     "Unable to verify the partition has been added to the transaction. Underlying error: "
     "COORDINATOR_NOT_AVAILABLE")
+NOT_ADDED_TO_TXN = "Partition was not added to the transaction"
+#: The first Produce version that may answer TRANSACTION_ABORTABLE (KIP-890).
+TXN_ABORTABLE_PRODUCE_VERSION = 11
+#: Coordinator errors Kafka turns into NOT_ENOUGH_REPLICAS for v3-11 producers.
+_RETRIABLE_VERIFICATION_ERRORS = frozenset({
+    ErrorCode.NETWORK_EXCEPTION, ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+    ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR,
+    ErrorCode.CONCURRENT_TRANSACTIONS,
+})
 
 #: Errors Kafka answers with log start offset -1 (`ReplicaManager.appendToLocalLog`'s
 #: "known exceptions", which keep `LogAppendInfo.UNKNOWN_LOG_APPEND_INFO`).
@@ -161,7 +186,7 @@ def _whole_request_error(request: ProduceRequest, code: ErrorCode) -> ProduceRes
     ])
 
 
-@handles(API_KEY, 0, 13)
+@handles(API_KEY, 0, 11)
 async def handle_produce(ctx: RequestContext, request: ProduceRequest
                          ) -> ProduceResponse | None:
     """Append, then (when a log's `flush.messages` is reached) fsync in a worker thread
@@ -192,6 +217,15 @@ def _produce(ctx: RequestContext, request: ProduceRequest
             raise CloseConnection("transactional records without a transactional id, acks=0")
         return _whole_request_error(request, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED), []
 
+    verified: dict[tuple[str, int], ErrorCode] | None = None
+    if request.transactional_id is not None:
+        checked = _verify_transactions(broker, version, request, views)
+        if isinstance(checked, ErrorCode):
+            if acks == 0:
+                raise CloseConnection("transactional records of several producers, acks=0")
+            return _whole_request_error(request, checked), []
+        verified = checked
+
     any_error = False
     appended: list[PartitionLog] = []
     responses: list[TopicProduceResponse] = []
@@ -200,7 +234,7 @@ def _produce(ctx: RequestContext, request: ProduceRequest
         partitions: list[PartitionProduceResponse] = []
         for pd, records in zip(td.partition_data, topic_views, strict=True):
             response = _produce_partition(broker, version, acks, request.transactional_id,
-                                          topic, pd.index, records, now)
+                                          topic, pd.index, records, now, verified)
             if response.error_code != ErrorCode.NONE:
                 any_error = True
                 broker.metrics.produce_failed(topic.name if topic is not None else td.name,
@@ -229,6 +263,7 @@ def _produce_partition(
     index: int,
     records: memoryview,
     now: int,
+    verified: dict[tuple[str, int], ErrorCode] | None = None,
 ) -> PartitionProduceResponse:
     if topic is None and version >= 13:
         return _failed(index, ErrorCode.UNKNOWN_TOPIC_ID)
@@ -245,7 +280,8 @@ def _produce_partition(
         return _failed(index, ErrorCode.INVALID_REQUIRED_ACKS)
     if (isinstance(result, ValidatedRecords) and result.is_transactional
             and transactional_id is not None):
-        refused = _verify_transaction(plog, index, result)
+        refused = _verify_transaction(plog, index, result, version,
+                                      verified, (topic.name, index))
         if refused is not None:
             return refused
     if topic.internal:
@@ -271,16 +307,78 @@ def _validate(records: memoryview, version: int, config: LogConfig, tp: str, now
     )
 
 
-def _verify_transaction(plog: PartitionLog, index: int, result: ValidatedRecords
-                        ) -> PartitionProduceResponse | None:
-    """Kafka's transaction verification, without a transaction coordinator."""
+def _verify_transactions(broker: Broker, version: int, request: ProduceRequest,
+                         views: list[list[memoryview]]
+                         ) -> dict[tuple[str, int], ErrorCode] | ErrorCode | None:
+    """The request's transaction verification (one coordinator call per request):
+    the coordinator's error for each partition it checked (absent: nothing to check or
+    verified), None when nothing is to be verified (verification off) or there is no
+    coordinator, or an error for the whole request (several producer ids)."""
+    if not broker.config["transaction.partition.verification.enable"]:
+        return {}
+    producers: set[tuple[int, int]] = set()
+    candidates: list[tuple[str, int]] = []
+    topics = broker.topics
+    for td, topic_views in zip(request.topic_data, views, strict=True):
+        topic = topics.by_id(td.topic_id) if version >= 13 else topics.get(td.name)
+        for pd, records in zip(td.partition_data, topic_views, strict=True):
+            if not _first_batch_is_transactional(records):
+                continue
+            h = read_batch_header(records, 0)
+            if h.producer_id < 0:
+                continue
+            producers.add((h.producer_id, h.producer_epoch))
+            plog = topics.log(topic.name, pd.index) if topic is not None else None
+            if plog is None or plog.producer_state.has_ongoing_transaction(
+                    h.producer_id, h.producer_epoch):
+                continue  # fails later anyway / already verified (Kafka's sentinel guard)
+            candidates.append((topic.name, pd.index))  # type: ignore[union-attr]
+    if len(producers) > 1:
+        return ErrorCode.INVALID_PRODUCER_ID_MAPPING
+    coordinator = getattr(broker, "transactions", None)
+    if coordinator is None:
+        return None
+    if not candidates:
+        return {}
+    ((producer_id, epoch),) = producers
+    assert request.transactional_id is not None
+    errors = coordinator.verify_partitions(request.transactional_id, producer_id, epoch,
+                                           candidates)
+    return {tp: error for tp, error in errors.items() if error != ErrorCode.NONE}
+
+
+def _verify_transaction(plog: PartitionLog, index: int, result: ValidatedRecords,
+                        version: int, verified: dict[tuple[str, int], ErrorCode] | None,
+                        key: tuple[str, int]) -> PartitionProduceResponse | None:
+    """One partition's verification outcome (None: append)."""
     state = plog.producer_state
     entry = state.entry(result.producer_id)
     if entry is not None and result.producer_epoch < entry.producer_epoch:
         return _failed(index, ErrorCode.INVALID_PRODUCER_EPOCH, plog.log_start_offset)
+    if verified is not None:
+        error = verified.get(key)
+        return None if error is None else _verification_failed(index, error, version)
     if state.has_ongoing_transaction(result.producer_id, result.producer_epoch):
         return None
     return _failed(index, ErrorCode.NOT_ENOUGH_REPLICAS, message=TXN_VERIFICATION_FAILED)
+
+
+def _verification_failed(index: int, error: ErrorCode, version: int
+                         ) -> PartitionProduceResponse:
+    """A coordinator's verification error as Kafka answers it to a v3-11 producer
+    (`AddPartitionsToTxnManager`, then `ReplicaManager.appendRecords`)."""
+    if error == ErrorCode.PRODUCER_FENCED:
+        error = ErrorCode.INVALID_PRODUCER_EPOCH
+    elif (error == ErrorCode.TRANSACTION_ABORTABLE
+          and version < TXN_ABORTABLE_PRODUCE_VERSION):
+        error = ErrorCode.INVALID_TXN_STATE
+    if error == ErrorCode.INVALID_TXN_STATE:
+        return _failed(index, error, message=NOT_ADDED_TO_TXN)
+    if error in _RETRIABLE_VERIFICATION_ERRORS:
+        return _failed(index, ErrorCode.NOT_ENOUGH_REPLICAS, message=(
+            "Unable to verify the partition has been added to the transaction. "
+            f"Underlying error: {error.name}"))
+    return _failed(index, error)
 
 
 def _validation_failed(index: int, failure: ValidationFailure, plog: PartitionLog

@@ -10,10 +10,14 @@ Kafka 4.4 advertises 0-5 (v6, two-phase commit, is unstable). What it answers, f
   bump their epoch themselves and only come back here when the epoch would overflow.
 - An empty transactional id is INVALID_REQUEST; a transaction timeout outside
   (0, `transaction.max.timeout.ms`] is INVALID_TRANSACTION_TIMEOUT.
-- Any other transactional id needs the transaction coordinator, which Odradek does not run
-  yet (and FindCoordinator is not served, so real clients cannot get here). We answer
-  NOT_COORDINATOR, which is what Kafka 4.4 answers when its transaction state partitions
-  are not loaded (before `__transaction_state` exists; checked against a running 4.4).
+- Any other transactional id goes to the transaction coordinator
+  (`broker.transactions`, `TransactionCoordinator.init_producer_id`): a new id starts at
+  epoch 0, each InitProducerId bumps the epoch (fencing the previous producer), an open
+  transaction is aborted first (CONCURRENT_TRANSACTIONS: the client retries), an exhausted
+  epoch rotates to a new producer id, a stale v3+ producer id/epoch is PRODUCER_FENCED, and
+  NOT_COORDINATOR until `__transaction_state` exists (FindCoordinator creates it).
+- Before v4, PRODUCER_FENCED is answered as INVALID_PRODUCER_EPOCH (older clients do not
+  know it), as Kafka's `KafkaApis` does.
 
 Errors carry producer id -1 and epoch -1. Allocation is `broker.producer_ids`
 (`broker/producer_ids.py`): ids are never reused, restarts included.
@@ -57,9 +61,17 @@ def handle_init_producer_id(ctx: RequestContext, request: InitProducerIdRequest
             return _error(ErrorCode.UNKNOWN_SERVER_ERROR)
         return InitProducerIdResponse(error_code=ErrorCode.NONE, producer_id=new_id,
                                       producer_epoch=0)
-    if transactional_id == "":
-        return _error(ErrorCode.INVALID_REQUEST)
-    timeout = request.transaction_timeout_ms
-    if not 0 < timeout <= ctx.broker.config["transaction.max.timeout.ms"]:
-        return _error(ErrorCode.INVALID_TRANSACTION_TIMEOUT)
-    return _error(ErrorCode.NOT_COORDINATOR)
+    expected = None if producer_id == NO_PRODUCER_ID else (producer_id, epoch)
+    try:
+        result = ctx.broker.transactions.coordinator.init_producer_id(
+            transactional_id, request.transaction_timeout_ms, expected)
+    except ProducerIdsExhausted as exc:
+        log.error("%s", exc)
+        return _error(ErrorCode.UNKNOWN_SERVER_ERROR)
+    error = result.error
+    if error is ErrorCode.PRODUCER_FENCED and ctx.api_version < 4:
+        error = ErrorCode.INVALID_PRODUCER_EPOCH
+    if error is not ErrorCode.NONE:
+        return _error(error)
+    return InitProducerIdResponse(error_code=ErrorCode.NONE, producer_id=result.producer_id,
+                                  producer_epoch=result.producer_epoch)
