@@ -513,9 +513,11 @@ def kafka_python_admin(bootstrap: str) -> dict[str, Any]:
     from kafka.admin import KafkaAdminClient
     from kafka.structs import OffsetAndMetadata
 
+    # A session long enough that a loaded machine starving the heartbeat thread does not
+    # expire the member before the group is listed as Stable.
     consumer = KafkaConsumer("kpa", bootstrap_servers=bootstrap, group_id="kpa",
                              enable_auto_commit=False, auto_offset_reset="earliest",
-                             session_timeout_ms=6000, heartbeat_interval_ms=300)
+                             session_timeout_ms=30000, heartbeat_interval_ms=1000)
     deadline = time.monotonic() + TIMEOUT_S
     got = 0
     while got < 2 and time.monotonic() < deadline:

@@ -260,9 +260,10 @@ async def test_every_client_reads_what_every_client_wrote(broker: RunningBroker)
             client = PRODUCERS[partition]
             *small, (_, big) = iter_batches(data)
             assert big.records_count == 1 and big.compression == expected_codec(client, codec)
-            # librdkafka sends a batch uncompressed when compressing does not shrink it.
-            allowed = {expected_codec(client, codec)} | (
-                {Compression.NONE} if client == "confluent-kafka" else set())
+            # Every client sends a batch uncompressed when compressing does not shrink it
+            # (librdkafka; kafka-python's and aiokafka's `_maybe_compress`): which small
+            # batches that hits depends on how the client happened to batch the records.
+            allowed = {expected_codec(client, codec), Compression.NONE}
             assert {h.compression for _, h in small} <= allowed, (codec, client)
     none_log = broker.broker.topics.log("rt-none", 0)
     assert none_log is not None
