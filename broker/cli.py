@@ -1,18 +1,44 @@
-"""The `odradek` command line."""
+"""The `odradek` command line.
+
+    odradek serve [--config FILE] [--override k=v]... [--log-level L]... [--log-format F]
+    odradek topics list|describe|create|delete|alter ...
+    odradek groups list|describe|reset-offsets ...
+    odradek produce TOPIC ... / odradek consume TOPIC ...
+    odradek check / odradek dump-log FILE...
+
+`serve` runs the broker until SIGINT or SIGTERM. Every other command is a client: it
+talks to a broker over the Kafka protocol (`--bootstrap-server`, default
+localhost:9092), as Kafka's own tools do, except `dump-log`, which reads files. The
+commands live in `broker.admin.cli_*`; `docs/cli.md` describes them.
+"""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
+from typing import TYPE_CHECKING, Annotated
 
 import trio
+import typer
 
-from broker.config import BrokerConfig, ConfigError
-from broker.server import Broker
+from broker import logs
+from broker.admin import cli_groups, cli_records, cli_tools, cli_topics
+
+if TYPE_CHECKING:  # the broker is imported only by `serve`: the client commands start faster
+    from broker.server import Broker
 
 log = logging.getLogger("odradek")
+
+app = typer.Typer(name="odradek", help="Odradek, a Kafka-compatible broker, and its tools.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+app.add_typer(cli_topics.app, name="topics")
+app.add_typer(cli_groups.app, name="groups")
+app.command("produce")(cli_records.produce)
+app.command("consume")(cli_records.consume)
+app.command("check")(cli_tools.check)
+app.command("dump-log")(cli_tools.dump_log)
 
 
 async def _serve_until_signalled(broker: Broker) -> None:
@@ -25,38 +51,53 @@ async def _serve_until_signalled(broker: Broker) -> None:
                 break
 
 
-def _serve(args: argparse.Namespace) -> int:
+@app.command("serve")
+def serve(
+    config: Annotated[str | None, typer.Option(
+        help="A server.properties-style file.")] = None,
+    override: Annotated[list[str] | None, typer.Option(
+        metavar="KEY=VALUE",
+        help="Set a config (repeatable); wins over the file and the environment.")] = None,
+    log_level: Annotated[list[str] | None, typer.Option(
+        metavar="LEVEL|LOGGER=LEVEL",
+        help="info (the default), or a logger's level: odradek.groups=debug (repeatable; "
+             "trace, debug, info, warn, error).")] = None,
+    log_format: Annotated[str, typer.Option(
+        envvar="ODRADEK_LOG_FORMAT", help="text (key=value) or json (one object a line).")
+    ] = "text",
+) -> None:
+    """Run the broker until SIGINT or SIGTERM."""
+    from broker.config import BrokerConfig, ConfigError
+    from broker.server import Broker
+
     try:
-        config = BrokerConfig.load(args.config, args.override)
+        logs.configure(log_level or ["info"], log_format)
+    except ValueError as exc:
+        print(f"odradek: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    try:
+        loaded = BrokerConfig.load(config, override or [])
     except (ConfigError, OSError) as exc:
         print(f"odradek: {exc}", file=sys.stderr)
-        return 2
-    for name in config.unknown_names():
+        raise typer.Exit(2) from None
+    for name in loaded.unknown_names():
         log.warning("unknown config name=%s (kept, not used)", name)
-    broker = Broker(config)
+    broker = Broker(loaded)
     log.info("starting node.id=%d cluster.id=%s log.dirs=%s", broker.node_id, broker.cluster_id,
-             ",".join(config.log_dirs))
+             ",".join(loaded.log_dirs))
     trio.run(_serve_until_signalled, broker)
     log.info("stopped cleanly")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="odradek", description="A Kafka-compatible broker.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the broker")
-    serve.add_argument("--config", help="a server.properties-style file")
-    serve.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                       help="set a config (may be repeated); wins over the file and environment")
-    serve.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    if args.command == "serve":
-        return _serve(args)
-    return 2
+    """Run the command line; returns the exit status."""
+    try:
+        app(args=argv, prog_name="odradek")
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
 
 
 if __name__ == "__main__":

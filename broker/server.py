@@ -85,6 +85,31 @@ class Broker:
                  len(self.logs), len(self.topics), ",".join(self.logs.log_dirs),
                  "unclean (recovered " + ",".join(unclean) + ")" if unclean else "clean",
                  time.monotonic() - started)
+        #: When start-up began, the partitions recovered and the last stop: for the banner.
+        self._startup = (started, sum(1 for tp, _ in self.logs.all_logs()
+                                      if self.logs.log_dir_of(tp.topic, tp.partition) in unclean),
+                         "unclean" if unclean else "clean")
+
+    def _log_banner(self) -> None:
+        """One `started` line once every listener is bound: version, listeners (with their
+        bound ports), advertised listeners, log dirs, partitions (and how many were
+        recovered after an unclean stop), how the last stop went, seconds since start-up
+        began."""
+        from importlib import metadata
+
+        try:
+            version = metadata.version("odradek")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        began, recovered, last_stop = self._startup
+        listeners = ",".join(f"{listener.name}://{listener.host or '0.0.0.0'}:{port}"
+                             for listener, port in self.bound)
+        advertised = ",".join(f"{name}://{host}:{port}" for name, host, port in self.advertised())
+        log.info("started version=%s node.id=%d cluster.id=%s listeners=%s "
+                 "advertised.listeners=%s log.dirs=%s partitions=%d recovered=%d "
+                 "last_stop=%s seconds=%.3f", version, self.node_id, self.cluster_id, listeners,
+                 advertised, ",".join(self.logs.log_dirs), len(self.logs), recovered, last_stop,
+                 time.monotonic() - began)
 
     def advertised(self) -> list[tuple[str, str, int]]:
         """(listener name, host, port) as clients should reach this broker.
@@ -127,6 +152,7 @@ class Broker:
                 nursery.start_soon(self._log_cleaner)
                 nursery.start_soon(self.groups.run)
                 nursery.start_soon(self.transactions.run)
+                self._log_banner()
                 task_status.started(ports)
         finally:
             with trio.CancelScope(shield=True):

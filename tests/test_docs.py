@@ -20,7 +20,7 @@ from broker.handlers import REGISTRY, Registration, load_all
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = ["getting-started.md", "configuration.md", "apis.md", "operations.md",
-         "architecture.md"]
+         "architecture.md", "cli.md"]
 
 
 def _load(name: str) -> ModuleType:
