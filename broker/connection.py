@@ -75,6 +75,10 @@ class Connection:
                 nursery.start_soon(self._close_when_idle)
                 await self._serve_requests()
                 nursery.cancel_scope.cancel()
+        except Exception:
+            # A bug in this connection's I/O: this client loses its connection, every other
+            # client goes on (handler exceptions are caught in `_handle_frame` already).
+            log.exception("closing connection peer=%s reason=internal error", self.peer)
         finally:
             connections.dec()
             with trio.CancelScope(shield=True):

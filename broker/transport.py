@@ -104,6 +104,8 @@ async def _sendfile(sock: Any, chunk: Any) -> None:
         except BlockingIOError:
             await trio.lowlevel.wait_writable(sock)
             continue
+        except OSError as exc:  # the peer went away (EPIPE, ECONNRESET): as send_all says it
+            raise trio.BrokenResourceError(f"sendfile failed: {exc}") from exc
         if sent == 0:
             # The file is shorter than the slice promised: the frame cannot be completed.
             raise trio.BrokenResourceError(f"file slice ended {remaining} bytes early")
