@@ -56,6 +56,12 @@ codegen: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/protocol_bench.py
 
+# The client compatibility matrix (compat/): a fresh broker, every client of compat/*/client.json
+# installed from its registry and run; writes compat/REPORT.md and compat/report.json.
+.PHONY: compat
+compat: sysdeps $(STAMP)
+	$(PY) compat/run.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache
 
