@@ -53,8 +53,22 @@ lint: $(STAMP)
 codegen: $(STAMP)
 	$(PY) -m protocol.codegen
 
-bench: $(STAMP)
-	$(PY) bench/protocol_bench.py
+# The benchmark comparison (bench/run.py): Odradek, Tansu and Apache Kafka 4.4 (its jars
+# fetched with Maven when a JDK and Maven are present) and the machine's limits; writes
+# docs/performance.md and docs/performance/. Options through BENCH_ARGS, e.g.
+# make bench BENCH_ARGS="--quick --brokers odradek" (see python bench/run.py --help).
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then \
+		bash compat/apache-kafka/fetch.sh; \
+	else \
+		echo "no JDK or Maven: Apache Kafka will be reported as unavailable" >&2; \
+	fi
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # The client compatibility matrix (compat/): a fresh broker, every client of compat/*/client.json
 # installed from its registry and run; writes compat/REPORT.md and compat/report.json.
