@@ -74,6 +74,8 @@ bench: $(BENCH_STAMP)
 # installed from its registry and run; writes compat/REPORT.md and compat/report.json.
 .PHONY: compat
 compat: sysdeps $(STAMP)
+	@# the Go drivers' shared kit has unit tests of its own
+	cd compat/gokit && go test ./...
 	$(PY) compat/run.py
 
 clean:

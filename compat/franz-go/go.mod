@@ -2,6 +2,11 @@ module odradek/compat/franz-go
 
 go 1.26.8
 
+// compat/gokit is the Go drivers' shared kit, built from its folder (nothing to download).
+require odradek/compat/gokit v0.0.0
+
+replace odradek/compat/gokit => ../gokit
+
 require (
 	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kadm v1.19.0

@@ -3,13 +3,13 @@ package main
 // Client construction, topic creation and consumption helpers shared by the scenarios.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
+
+	"odradek/compat/gokit"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,8 +23,8 @@ const brokerMessageMaxBytes = 1048588
 // newClient makes a kgo client for the bootstrap broker with the given options on top of
 // kgo's defaults.
 // FRANZ_GO_LOG=debug (or info, warn, error) sends kgo's own log to stderr.
-func newClient(e env, opts ...kgo.Opt) (*kgo.Client, error) {
-	base := []kgo.Opt{kgo.SeedBrokers(e.bootstrap)}
+func newClient(e gokit.Env, opts ...kgo.Opt) (*kgo.Client, error) {
+	base := []kgo.Opt{kgo.SeedBrokers(e.Bootstrap)}
 	if level, ok := logLevels[os.Getenv("FRANZ_GO_LOG")]; ok {
 		base = append(base, kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, func() string { return time.Now().Format("15:04:05.000 ") })))
 	}
@@ -39,7 +39,7 @@ var logLevels = map[string]kgo.LogLevel{
 }
 
 // withAdmin runs fn with a kadm client over a fresh kgo client and closes both.
-func withAdmin(e env, fn func(*kadm.Client) error) error {
+func withAdmin(e gokit.Env, fn func(*kadm.Client) error) error {
 	cl, err := newClient(e)
 	if err != nil {
 		return err
@@ -59,7 +59,7 @@ func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 	if resp.Err != nil {
 		return fmt.Errorf("create topic %s: %w (%s)", topic, resp.Err, resp.ErrMessage)
 	}
-	return eventually(ctx, func() error {
+	return gokit.Eventually(ctx, func() error {
 		tds, err := adm.ListTopics(ctx, topic)
 		if err != nil {
 			return err
@@ -80,27 +80,10 @@ func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 	})
 }
 
-// eventually calls check until it returns nil or ctx ends; then it returns check's last
-// error. It is only for state a broker makes visible asynchronously (metadata after a
-// topic is created or deleted, committed offsets behind autocommit), never for timing.
-func eventually(ctx context.Context, check func() error) error {
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // consumeN reads partitions of topic from their start with a direct (group-less) consumer
 // until it has n records (n < 0: no count limit) or stop returns true for a record. Extra
 // client options (such as an isolation level) come on top of kgo's defaults.
-func consumeN(ctx context.Context, e env, topic string, partitions []int32, n int, stop func(*kgo.Record) bool, opts ...kgo.Opt) ([]*kgo.Record, error) {
+func consumeN(ctx context.Context, e gokit.Env, topic string, partitions []int32, n int, stop func(*kgo.Record) bool, opts ...kgo.Opt) ([]*kgo.Record, error) {
 	offsets := make(map[int32]kgo.Offset, len(partitions))
 	for _, p := range partitions {
 		offsets[p] = kgo.NewOffset().AtStart()
@@ -153,63 +136,20 @@ func produceSync(ctx context.Context, cl *kgo.Client, recs ...*kgo.Record) error
 	return nil
 }
 
-// codecRecordValue is the value of record i in produce-codec-<codec>.
-func codecRecordValue(codec string, i int) []byte {
-	return []byte(strings.Repeat(fmt.Sprintf("codec %s record %d ", codec, i), 8))
-}
-
-// checkCodecRecords checks the 100 records of a codec topic: in order at offsets 0..99, key
-// k<i>, the value above and the single header i=<i>.
+// checkCodecRecords checks the records of a codec topic (gokit.CheckCodecRecords).
 func checkCodecRecords(codec string, recs []*kgo.Record) error {
-	if len(recs) != 100 {
-		return fmt.Errorf("read %d records, want 100", len(recs))
-	}
+	view := make([]gokit.Record, len(recs))
 	for i, r := range recs {
-		if r.Offset != int64(i) {
-			return fmt.Errorf("record %d is at offset %d", i, r.Offset)
-		}
-		if want := fmt.Sprintf("k%d", i); string(r.Key) != want {
-			return fmt.Errorf("record %d: key %q, want %q", i, r.Key, want)
-		}
-		if want := codecRecordValue(codec, i); !bytes.Equal(r.Value, want) {
-			return fmt.Errorf("record %d: value %q, want %q", i, abbreviate(r.Value), abbreviate(want))
-		}
-		if len(r.Headers) != 1 || r.Headers[0].Key != "i" || string(r.Headers[0].Value) != fmt.Sprint(i) {
-			return fmt.Errorf("record %d: headers %s, want [i=%d]", i, headersString(r.Headers), i)
-		}
+		view[i] = gokit.Record{Offset: r.Offset, Key: r.Key, Value: r.Value, Headers: headers(r.Headers)}
 	}
-	return nil
+	return gokit.CheckCodecRecords(codec, view)
 }
 
-// headersString renders headers for a failure message.
-func headersString(hs []kgo.RecordHeader) string {
-	parts := make([]string, len(hs))
+// headers turns kgo's record headers into gokit's, for checks and failure messages.
+func headers(hs []kgo.RecordHeader) []gokit.Header {
+	out := make([]gokit.Header, len(hs))
 	for i, h := range hs {
-		parts[i] = fmt.Sprintf("%s=%s", h.Key, bytesString(h.Value))
+		out[i] = gokit.Header{Key: h.Key, Value: h.Value}
 	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
-
-// bytesString tells null from empty bytes in a failure message.
-func bytesString(b []byte) string {
-	if b == nil {
-		return "null"
-	}
-	return fmt.Sprintf("%q", abbreviate(b))
-}
-
-// abbreviate shortens long values in failure messages.
-func abbreviate(b []byte) []byte {
-	if len(b) > 60 {
-		return append(append([]byte{}, b[:60]...), "..."...)
-	}
-	return b
-}
-
-// sameBytes compares two byte fields, null included: nil equals only nil.
-func sameBytes(got, want []byte) bool {
-	if (got == nil) != (want == nil) {
-		return false
-	}
-	return bytes.Equal(got, want)
+	return out
 }

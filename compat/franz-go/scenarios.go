@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"odradek/compat/gokit"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -17,9 +19,9 @@ import (
 
 // metadata: one broker at the bootstrap host and port; the created topic listed with its
 // partition count.
-func metadata(ctx context.Context, e env) error {
-	topic := e.topic("metadata")
-	wantHost, wantPort, err := net.SplitHostPort(e.bootstrap)
+func metadata(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("metadata")
+	wantHost, wantPort, err := net.SplitHostPort(e.Bootstrap)
 	if err != nil {
 		return err
 	}
@@ -36,7 +38,7 @@ func metadata(ctx context.Context, e env) error {
 		}
 		b := m.Brokers[0]
 		if b.Host != wantHost || strconv.Itoa(int(b.Port)) != wantPort {
-			return fmt.Errorf("broker %d is at %s:%d, want %s", b.NodeID, b.Host, b.Port, e.bootstrap)
+			return fmt.Errorf("broker %d is at %s:%d, want %s", b.NodeID, b.Host, b.Port, e.Bootstrap)
 		}
 		td, ok := m.Topics[topic]
 		if !ok || td.Err != nil {
@@ -51,8 +53,8 @@ func metadata(ctx context.Context, e env) error {
 
 // topicsAdmin: create with 3 partitions and retention.ms, describe, describe and alter its
 // configs, grow it to 5 partitions, delete it.
-func topicsAdmin(ctx context.Context, e env) error {
-	topic := e.topic("topics-admin")
+func topicsAdmin(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("topics-admin")
 	return withAdmin(e, func(adm *kadm.Client) error {
 		if err := createTopic(ctx, adm, topic, 3, map[string]*string{"retention.ms": kadm.StringPtr("3600000")}); err != nil {
 			return err
@@ -78,7 +80,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 			}
 		}
 		// Kafka applies config changes asynchronously: read until the change shows.
-		if err := eventually(ctx, func() error { return checkRetention(ctx, adm, topic, "3600000") }); err != nil {
+		if err := gokit.Eventually(ctx, func() error { return checkRetention(ctx, adm, topic, "3600000") }); err != nil {
 			return err
 		}
 		alter := []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("7200000")}}
@@ -92,7 +94,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 			}
 		}
 		// Kafka applies config changes asynchronously: read until the change shows.
-		if err := eventually(ctx, func() error { return checkRetention(ctx, adm, topic, "7200000") }); err != nil {
+		if err := gokit.Eventually(ctx, func() error { return checkRetention(ctx, adm, topic, "7200000") }); err != nil {
 			return err
 		}
 		cps, err := adm.UpdatePartitions(ctx, 5, topic)
@@ -102,7 +104,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 		if cp := cps[topic]; cp.Err != nil {
 			return fmt.Errorf("create partitions: %w (%s)", cp.Err, cp.ErrMessage)
 		}
-		if err := eventually(ctx, func() error {
+		if err := gokit.Eventually(ctx, func() error {
 			tds, err := adm.ListTopics(ctx, topic)
 			if err != nil {
 				return err
@@ -121,7 +123,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 		if dr.Err != nil {
 			return fmt.Errorf("delete topic: %w (%s)", dr.Err, dr.ErrMessage)
 		}
-		return eventually(ctx, func() error {
+		return gokit.Eventually(ctx, func() error {
 			all, err := adm.ListTopics(ctx)
 			if err != nil {
 				return err
@@ -159,8 +161,8 @@ func checkRetention(ctx context.Context, adm *kadm.Client, topic, want string) e
 }
 
 // produceConsume: four records of every shape through one partition and back.
-func produceConsume(ctx context.Context, e env) error {
-	topic := e.topic("produce-consume")
+func produceConsume(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("produce-consume")
 	if err := withAdmin(e, func(adm *kadm.Client) error { return createTopic(ctx, adm, topic, 1, nil) }); err != nil {
 		return err
 	}
@@ -192,11 +194,11 @@ func produceConsume(ctx context.Context, e env) error {
 		if r.Offset != int64(i) {
 			return fmt.Errorf("record %d at offset %d", i, r.Offset)
 		}
-		if !sameBytes(r.Key, want.Key) {
-			return fmt.Errorf("record %d: key %s, want %s", i, bytesString(r.Key), bytesString(want.Key))
+		if !gokit.SameBytes(r.Key, want.Key) {
+			return fmt.Errorf("record %d: key %s, want %s", i, gokit.BytesString(r.Key), gokit.BytesString(want.Key))
 		}
-		if !sameBytes(r.Value, want.Value) {
-			return fmt.Errorf("record %d: value %s (%d bytes), want %s (%d bytes)", i, bytesString(r.Value), len(r.Value), bytesString(want.Value), len(want.Value))
+		if !gokit.SameBytes(r.Value, want.Value) {
+			return fmt.Errorf("record %d: value %s (%d bytes), want %s (%d bytes)", i, gokit.BytesString(r.Value), len(r.Value), gokit.BytesString(want.Value), len(want.Value))
 		}
 		// kgo stamps the produce time on records sent without one: compare with that.
 		if r.Timestamp.UnixMilli() != want.Timestamp.UnixMilli() {
@@ -206,18 +208,18 @@ func produceConsume(ctx context.Context, e env) error {
 			return fmt.Errorf("record %d: timestamp type %d, want 0 (create time)", i, r.Attrs.TimestampType())
 		}
 		if len(r.Headers) != len(want.Headers) {
-			return fmt.Errorf("record %d: headers %s, want %s", i, headersString(r.Headers), headersString(want.Headers))
+			return fmt.Errorf("record %d: headers %s, want %s", i, gokit.HeadersString(headers(r.Headers)), gokit.HeadersString(headers(want.Headers)))
 		}
 		for j, h := range want.Headers {
-			if r.Headers[j].Key != h.Key || !sameBytes(r.Headers[j].Value, h.Value) {
-				return fmt.Errorf("record %d: headers %s, want %s", i, headersString(r.Headers), headersString(want.Headers))
+			if r.Headers[j].Key != h.Key || !gokit.SameBytes(r.Headers[j].Value, h.Value) {
+				return fmt.Errorf("record %d: headers %s, want %s", i, gokit.HeadersString(headers(r.Headers)), gokit.HeadersString(headers(want.Headers)))
 			}
 		}
 	}
 	return nil
 }
 
-// codecs maps the scenario's codec names to kgo's.
+// codecs maps the scenario's codec names (gokit.Codecs) to kgo's.
 var codecs = map[string]kgo.CompressionCodec{
 	"none":   kgo.NoCompression(),
 	"gzip":   kgo.GzipCompression(),
@@ -227,12 +229,12 @@ var codecs = map[string]kgo.CompressionCodec{
 }
 
 // produceCodec: 100 records compressed with codec to compat-codec-<codec>-franz-go-<RID>.
-func produceCodec(ctx context.Context, e env, codec string) error {
+func produceCodec(ctx context.Context, e gokit.Env, codec string) error {
 	c, ok := codecs[codec]
 	if !ok {
 		return fmt.Errorf("unknown codec %q", codec)
 	}
-	topic := e.codecTopic(codec, clientName)
+	topic := e.CodecTopic(codec, e.Client)
 	if err := withAdmin(e, func(adm *kadm.Client) error { return createTopic(ctx, adm, topic, 1, nil) }); err != nil {
 		return err
 	}
@@ -241,15 +243,17 @@ func produceCodec(ctx context.Context, e env, codec string) error {
 		return err
 	}
 	defer cl.Close()
-	recs := make([]*kgo.Record, 100)
+	recs := make([]*kgo.Record, gokit.CodecRecords)
 	for i := range recs {
-		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Key: []byte(fmt.Sprintf("k%d", i)), Value: codecRecordValue(codec, i),
-			Headers: []kgo.RecordHeader{{Key: "i", Value: []byte(strconv.Itoa(i))}}}
+		recs[i] = &kgo.Record{Topic: topic, Partition: 0, Key: gokit.CodecRecordKey(i), Value: gokit.CodecRecordValue(codec, i)}
+		for _, h := range gokit.CodecRecordHeaders(i) {
+			recs[i].Headers = append(recs[i].Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
 	}
 	if err := produceSync(ctx, cl, recs...); err != nil {
 		return err
 	}
-	got, err := consumeN(ctx, e, topic, []int32{0}, 100, nil)
+	got, err := consumeN(ctx, e, topic, []int32{0}, gokit.CodecRecords, nil)
 	if err != nil {
 		return fmt.Errorf("reading back: %w", err)
 	}
@@ -257,11 +261,8 @@ func produceCodec(ctx context.Context, e env, codec string) error {
 }
 
 // consumeCodec: read what writer produced in produce-codec-<codec>.
-func consumeCodec(ctx context.Context, e env, codec, writer string) error {
-	if _, ok := codecs[codec]; !ok {
-		return fmt.Errorf("unknown codec %q", codec)
-	}
-	got, err := consumeN(ctx, e, e.codecTopic(codec, writer), []int32{0}, 100, nil)
+func consumeCodec(ctx context.Context, e gokit.Env, codec, writer string) error {
+	got, err := consumeN(ctx, e, e.CodecTopic(codec, writer), []int32{0}, gokit.CodecRecords, nil)
 	if err != nil {
 		return err
 	}
@@ -269,8 +270,8 @@ func consumeCodec(ctx context.Context, e env, codec, writer string) error {
 }
 
 // listOffsetsByTime: three records one second apart, then offsets by special and real times.
-func listOffsetsByTime(ctx context.Context, e env) error {
-	topic := e.topic("list-offsets-by-time")
+func listOffsetsByTime(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("list-offsets-by-time")
 	return withAdmin(e, func(adm *kadm.Client) error {
 		// The records are years old: no retention, or a retention pass would delete them.
 		if err := createTopic(ctx, adm, topic, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}); err != nil {
@@ -355,9 +356,9 @@ func checkRawListOffsetsAfterEnd(ctx context.Context, cl *kgo.Client, topic stri
 
 // resumeCommitted: a group member commits offset 4 after four records; the next member of
 // the group starts there.
-func resumeCommitted(ctx context.Context, e env) error {
-	topic := e.topic("resume-committed")
-	group := fmt.Sprintf("compat-%s-resume-%s", clientName, e.runID)
+func resumeCommitted(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("resume-committed")
+	group := e.ID("resume")
 	if err := withAdmin(e, func(adm *kadm.Client) error { return createTopic(ctx, adm, topic, 1, nil) }); err != nil {
 		return err
 	}
@@ -389,17 +390,9 @@ func resumeCommitted(ctx context.Context, e env) error {
 	}
 	first.Close()
 	if err := withAdmin(e, func(adm *kadm.Client) error {
-		ors, err := adm.FetchOffsets(ctx, group)
-		if err != nil {
-			return fmt.Errorf("fetch committed offsets: %w", err)
-		}
-		o, ok := ors.Lookup(topic, 0)
-		if !ok || o.Err != nil || o.At != 4 {
-			return fmt.Errorf("committed offset after the first consumer: %+v, want 4", o)
-		}
-		return nil
+		return gokit.CheckCommitted(ctx, committedOffsets(adm, group, topic), 1, 4)
 	}); err != nil {
-		return err
+		return fmt.Errorf("after the first consumer: %w", err)
 	}
 	second, err := newClient(e, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic))
 	if err != nil {
@@ -423,7 +416,7 @@ func resumeCommitted(ctx context.Context, e env) error {
 }
 
 // produceNumbered produces n records with values "0".."n-1" to partition 0 of topic.
-func produceNumbered(ctx context.Context, e env, topic string, n int) error {
+func produceNumbered(ctx context.Context, e gokit.Env, topic string, n int) error {
 	cl, err := newClient(e)
 	if err != nil {
 		return err
@@ -438,8 +431,8 @@ func produceNumbered(ctx context.Context, e env, topic string, n int) error {
 
 // idempotentProducer: 1,000 keyed records to 3 partitions with kgo's default (idempotent)
 // producer, read back exactly once each, in order per partition.
-func idempotentProducer(ctx context.Context, e env) error {
-	topic := e.topic("idempotent-producer")
+func idempotentProducer(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("idempotent-producer")
 	if err := withAdmin(e, func(adm *kadm.Client) error { return createTopic(ctx, adm, topic, 3, nil) }); err != nil {
 		return err
 	}
@@ -494,12 +487,12 @@ func idempotentProducer(ctx context.Context, e env) error {
 //
 // A plain record appended after the aborted transaction marks the end: a consumer that
 // reaches it has been offered everything before it, so no wait for "nothing more" is needed.
-func transactions(ctx context.Context, e env) error {
-	topic := e.topic("transactions")
+func transactions(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("transactions")
 	if err := withAdmin(e, func(adm *kadm.Client) error { return createTopic(ctx, adm, topic, 1, nil) }); err != nil {
 		return err
 	}
-	txnID := fmt.Sprintf("compat-%s-txn-%s", clientName, e.runID)
+	txnID := e.ID("txn")
 	txn, err := newClient(e, kgo.TransactionalID(txnID))
 	if err != nil {
 		return err
@@ -507,7 +500,7 @@ func transactions(ctx context.Context, e env) error {
 	defer txn.Close()
 	// kgo retries InitProducerId until its context ends: keep a reserve of the budget to
 	// explain a producer that never became ready.
-	produceCtx, cancel := context.WithTimeout(ctx, budgetLeft(ctx)-3*time.Second)
+	produceCtx, cancel := context.WithTimeout(ctx, gokit.BudgetLeft(ctx)-3*time.Second)
 	defer cancel()
 	for _, outcome := range []struct {
 		prefix string
@@ -544,8 +537,8 @@ func transactions(ctx context.Context, e env) error {
 		name  string
 		want  []string
 	}{
-		{kgo.ReadCommitted(), "read_committed", numbered("committed", 10)},
-		{kgo.ReadUncommitted(), "read_uncommitted", append(numbered("committed", 10), numbered("aborted", 10)...)},
+		{kgo.ReadCommitted(), "read_committed", gokit.Numbered("committed", 10)},
+		{kgo.ReadUncommitted(), "read_uncommitted", append(gokit.Numbered("committed", 10), gokit.Numbered("aborted", 10)...)},
 	} {
 		got, err := consumeN(ctx, e, topic, []int32{0}, -1, isEnd, kgo.FetchIsolationLevel(c.level))
 		if err != nil {
@@ -564,15 +557,9 @@ func transactions(ctx context.Context, e env) error {
 	return nil
 }
 
-// budgetLeft is the time until ctx's deadline.
-func budgetLeft(ctx context.Context) time.Duration {
-	deadline, _ := ctx.Deadline()
-	return time.Until(deadline)
-}
-
 // coordinatorAnswer asks the broker once for the transaction coordinator of txnID and
 // describes its answer, to explain a transactional producer that never became ready.
-func coordinatorAnswer(ctx context.Context, e env, txnID string) string {
+func coordinatorAnswer(ctx context.Context, e gokit.Env, txnID string) string {
 	answer := ""
 	err := withAdmin(e, func(adm *kadm.Client) error {
 		r := adm.FindTxnCoordinators(ctx, txnID)[txnID]
@@ -589,15 +576,6 @@ func coordinatorAnswer(ctx context.Context, e env, txnID string) string {
 	return answer
 }
 
-// numbered returns "<prefix> 0".."<prefix> n-1".
-func numbered(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s %d", prefix, i)
-	}
-	return out
-}
-
 // values renders record values for a failure message.
 func values(recs []*kgo.Record) string {
 	out := make([]string, len(recs))
@@ -608,8 +586,8 @@ func values(recs []*kgo.Record) string {
 }
 
 // deleteRecords: DeleteRecords before offset 5 moves the start offset to 5.
-func deleteRecords(ctx context.Context, e env) error {
-	topic := e.topic("delete-records")
+func deleteRecords(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("delete-records")
 	return withAdmin(e, func(adm *kadm.Client) error {
 		if err := createTopic(ctx, adm, topic, 1, nil); err != nil {
 			return err

@@ -2,97 +2,26 @@ package main
 
 // The scenarios with consumer groups.
 //
-// consumer-group uses kafka-go's ConsumerGroup, the API under its group Reader that shows
-// each generation's assignments: per generation, one partition Reader per assigned
-// partition starts at the committed offset (or the first offset: StartOffset's default)
-// and commits each message it reads, as the group Reader does by default. A member owns a
-// partition from the start of its partition goroutine until that goroutine ends, which
-// kafka-go waits for before it joins the next generation; a partition handed to one member
-// while another still owns it is an overlap, and fails the scenario. Three members join
-// one after another, one leaves, and the group consumes and commits all 600 records of a
-// 6-partition topic. resume-committed uses the group Reader itself.
+// consumer-group (its steps and checks are gokit.RunConsumerGroup's) uses kafka-go's
+// ConsumerGroup, the API under its group Reader that shows each generation's assignments:
+// per generation, one partition Reader per assigned partition starts at the committed
+// offset (or the first offset: StartOffset's default) and commits each message it reads,
+// as the group Reader does by default. A member owns a partition, for the
+// gokit.GroupTracker, from the start of its partition goroutine until that goroutine ends,
+// which kafka-go waits for before it joins the next generation. resume-committed uses the
+// group Reader itself.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log"
-	"sort"
 	"strconv"
-	"sync"
+
+	"odradek/compat/gokit"
 
 	"github.com/segmentio/kafka-go"
 )
-
-const (
-	groupPartitions     = 6
-	recordsPerPartition = 100
-)
-
-// groupState is what the members of consumer-group saw, under one lock.
-type groupState struct {
-	mu       sync.Mutex
-	owned    map[string]map[int]bool // member -> partitions it owns now
-	consumed map[[2]int64]bool       // {partition, offset} consumed by any member
-	overlaps []string                // assignments of a partition another member owned
-}
-
-func (s *groupState) assign(member string, p int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for other, owned := range s.owned {
-		if other != member && owned[p] {
-			s.overlaps = append(s.overlaps, fmt.Sprintf("partition %d assigned to %s while %s owns it", p, member, other))
-		}
-	}
-	s.owned[member][p] = true
-}
-
-func (s *groupState) release(member string, p int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.owned[member], p)
-}
-
-// settled reports whether every listed member owns at least one partition and between them
-// they own each partition exactly once.
-func (s *groupState) settled(members ...string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	count := map[int]int{}
-	for _, m := range members {
-		if len(s.owned[m]) == 0 {
-			return fmt.Errorf("member %s owns no partition yet (%s)", m, s.describeLocked())
-		}
-		for p := range s.owned[m] {
-			count[p]++
-		}
-	}
-	for p := 0; p < groupPartitions; p++ {
-		if count[p] != 1 {
-			return fmt.Errorf("partition %d is owned by %d members (%s)", p, count[p], s.describeLocked())
-		}
-	}
-	return nil
-}
-
-func (s *groupState) describeLocked() string {
-	names := make([]string, 0, len(s.owned))
-	for m := range s.owned {
-		names = append(names, m)
-	}
-	sort.Strings(names)
-	out := ""
-	for _, m := range names {
-		ps := []int{}
-		for p := range s.owned[m] {
-			ps = append(ps, p)
-		}
-		sort.Ints(ps)
-		out += fmt.Sprintf("%s:%v ", m, ps)
-	}
-	return out
-}
 
 // member is one ConsumerGroup member, running generations in its own goroutine until closed.
 type member struct {
@@ -101,12 +30,11 @@ type member struct {
 	done chan struct{}
 }
 
-func startMember(ctx context.Context, e env, st *groupState, group, topic, name string) (*member, error) {
-	st.mu.Lock()
-	st.owned[name] = map[int]bool{}
-	st.mu.Unlock()
+// startMember joins group as name, consuming topic and reporting to t until stopped or
+// ctx ends.
+func startMember(ctx context.Context, e gokit.Env, t *gokit.GroupTracker, group, topic, name string) (*member, error) {
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: group, Brokers: []string{e.bootstrap}, Topics: []string{topic},
+		ID: group, Brokers: []string{e.Bootstrap}, Topics: []string{topic},
 		Logger: logger(name), ErrorLogger: errorLogger(name),
 	})
 	if err != nil {
@@ -130,10 +58,10 @@ func startMember(ctx context.Context, e env, st *groupState, group, topic, name 
 			}
 			log.Printf("%s: generation %d assigns %v", name, gen.ID, ids)
 			for _, pa := range gen.Assignments[topic] {
-				st.assign(name, pa.ID)
+				t.Assigned(name, int32(pa.ID))
 				gen.Start(func(ctx context.Context) {
-					defer st.release(name, pa.ID)
-					consumePartition(ctx, e, st, gen, name, topic, pa)
+					defer t.Released(name, int32(pa.ID))
+					consumePartition(ctx, e, t, gen, name, topic, pa)
 				})
 			}
 		}
@@ -143,8 +71,8 @@ func startMember(ctx context.Context, e env, st *groupState, group, topic, name 
 
 // consumePartition reads one assigned partition until the generation ends, committing
 // each message.
-func consumePartition(ctx context.Context, e env, st *groupState, gen *kafka.Generation, name, topic string, pa kafka.PartitionAssignment) {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{e.bootstrap}, Topic: topic, Partition: pa.ID,
+func consumePartition(ctx context.Context, e gokit.Env, t *gokit.GroupTracker, gen *kafka.Generation, name, topic string, pa kafka.PartitionAssignment) {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{e.Bootstrap}, Topic: topic, Partition: pa.ID,
 		Logger: logger(name), ErrorLogger: errorLogger(name)})
 	// Close waits for the fetch in flight (a long poll of up to 10 s); the generation need
 	// not: once ReadMessage returned on the generation's end, nothing more is read or
@@ -162,32 +90,30 @@ func consumePartition(ctx context.Context, e env, st *groupState, gen *kafka.Gen
 			}
 			return
 		}
-		st.mu.Lock()
-		st.consumed[[2]int64{int64(m.Partition), m.Offset}] = true
-		st.mu.Unlock()
+		t.Consumed(int32(m.Partition), m.Offset)
 		if err := gen.CommitOffsets(map[string]map[int]int64{topic: {m.Partition: m.Offset + 1}}); err != nil {
 			log.Printf("%s: partition %d: commit %d: %v", name, pa.ID, m.Offset+1, err)
 		}
 	}
 }
 
-// stop closes the member (leaving the group) and waits for its loop.
-func (m *member) stop() {
+// Stop closes the member (leaving the group) and waits for its loop.
+func (m *member) Stop() {
 	if err := m.cg.Close(); err != nil {
 		log.Printf("%s: close: %v", m.name, err)
 	}
 	<-m.done
 }
 
-func consumerGroup(ctx context.Context, e env) error {
-	topic := e.topic("consumer-group")
-	group := fmt.Sprintf("compat-%s-group-%s", clientName, e.runID)
-	if err := createTopic(ctx, e, topic, groupPartitions); err != nil {
+func consumerGroup(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("consumer-group")
+	group := e.ID("group")
+	if err := createTopic(ctx, e, topic, gokit.GroupPartitions); err != nil {
 		return err
 	}
 	var msgs []kafka.Message
-	for p := 0; p < groupPartitions; p++ {
-		for i := 0; i < recordsPerPartition; i++ {
+	for p := 0; p < gokit.GroupPartitions; p++ {
+		for i := 0; i < gokit.RecordsPerPartition; i++ {
 			msgs = append(msgs, kafka.Message{Partition: p, Value: []byte(strconv.Itoa(i))})
 		}
 	}
@@ -197,86 +123,43 @@ func consumerGroup(ctx context.Context, e env) error {
 	if err := writeAcked(ctx, e, topic, func(w *kafka.Writer) { w.Balancer = byPartition }, msgs...); err != nil {
 		return err
 	}
-
-	st := &groupState{owned: map[string]map[int]bool{}, consumed: map[[2]int64]bool{}}
-	var members []*member
-	defer func() {
-		for _, m := range members {
-			if m != nil {
-				m.stop()
-			}
-		}
-	}()
-	var names []string
-	for _, name := range []string{"member-1", "member-2", "member-3"} {
-		m, err := startMember(ctx, e, st, group, topic, name)
-		if err != nil {
-			return err
-		}
-		members = append(members, m)
-		names = append(names, name)
-		if err := eventually(ctx, func() error { return st.settled(names...) }); err != nil {
-			return fmt.Errorf("after starting %s: %w", name, err)
-		}
+	t := gokit.NewGroupTracker(gokit.GroupPartitions)
+	start := func(name string) (gokit.GroupMember, error) {
+		return startMember(ctx, e, t, group, topic, name)
 	}
-	log.Printf("three members assigned; stopping member-2")
-	members[1].stop()
-	members[1] = nil
-	if err := eventually(ctx, func() error { return st.settled("member-1", "member-3") }); err != nil {
-		return fmt.Errorf("after stopping member-2: %w", err)
-	}
-	if err := eventually(ctx, func() error {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		if n := len(st.consumed); n != groupPartitions*recordsPerPartition {
-			return fmt.Errorf("the group consumed %d distinct records of %d", n, groupPartitions*recordsPerPartition)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := eventually(ctx, func() error { return checkCommitted(ctx, e, group, topic, groupPartitions, recordsPerPartition) }); err != nil {
-		return err
-	}
-	st.mu.Lock()
-	overlaps := st.overlaps
-	st.mu.Unlock()
-	if len(overlaps) > 0 {
-		return fmt.Errorf("partitions owned by two members at once: %v", overlaps)
-	}
-	return nil
+	return gokit.RunConsumerGroup(ctx, t, start, committedOffsets(e, group, topic, gokit.GroupPartitions))
 }
 
-// checkCommitted checks that group committed offset want on partitions 0..n-1 of topic.
-func checkCommitted(ctx context.Context, e env, group, topic string, n int, want int64) error {
-	ps := make([]int, n)
-	for i := range ps {
-		ps[i] = i
-	}
-	resp, err := newClient(e).OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
-	if err != nil {
-		return fmt.Errorf("offset fetch: %w", err)
-	}
-	if resp.Error != nil {
-		return fmt.Errorf("offset fetch: %w", resp.Error)
-	}
-	got := map[int]kafka.OffsetFetchPartition{}
-	for _, p := range resp.Topics[topic] {
-		got[p.Partition] = p
-	}
-	for _, p := range ps {
-		if o, ok := got[p]; !ok || o.Error != nil || o.CommittedOffset != want {
-			return fmt.Errorf("committed offset of partition %d: %+v, want %d", p, o, want)
+// committedOffsets fetches group's committed offsets of partitions 0..n-1 of topic.
+func committedOffsets(e gokit.Env, group, topic string, n int) gokit.CommittedOffsets {
+	return func(ctx context.Context) (map[int32]int64, error) {
+		ps := make([]int, n)
+		for i := range ps {
+			ps[i] = i
 		}
+		resp, err := newClient(e).OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+		if err != nil {
+			return nil, fmt.Errorf("offset fetch: %w", err)
+		}
+		if resp.Error != nil {
+			return nil, fmt.Errorf("offset fetch: %w", resp.Error)
+		}
+		out := map[int32]int64{}
+		for _, p := range resp.Topics[topic] {
+			if p.Error != nil {
+				return nil, fmt.Errorf("partition %d: %w", p.Partition, p.Error)
+			}
+			out[int32(p.Partition)] = p.CommittedOffset
+		}
+		return out, nil
 	}
-	return nil
 }
 
 // resumeCommitted: a group Reader commits offset 4 after four records; the next Reader of
 // the group starts there.
-func resumeCommitted(ctx context.Context, e env) error {
-	topic := e.topic("resume-committed")
-	group := fmt.Sprintf("compat-%s-resume-%s", clientName, e.runID)
+func resumeCommitted(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("resume-committed")
+	group := e.ID("resume")
 	if err := createTopic(ctx, e, topic, 1); err != nil {
 		return err
 	}
@@ -284,7 +167,7 @@ func resumeCommitted(ctx context.Context, e env) error {
 		return err
 	}
 	newReader := func(name string) *kafka.Reader {
-		return kafka.NewReader(kafka.ReaderConfig{Brokers: []string{e.bootstrap}, GroupID: group, Topic: topic,
+		return kafka.NewReader(kafka.ReaderConfig{Brokers: []string{e.Bootstrap}, GroupID: group, Topic: topic,
 			Logger: logger(name), ErrorLogger: errorLogger(name)})
 	}
 	first := newReader("first")
@@ -310,7 +193,7 @@ func resumeCommitted(ctx context.Context, e env) error {
 	if err := first.Close(); err != nil {
 		return fmt.Errorf("closing the first reader: %w", err)
 	}
-	if err := checkCommitted(ctx, e, group, topic, 1, 4); err != nil {
+	if err := gokit.CheckCommitted(ctx, committedOffsets(e, group, topic, 1), 1, 4); err != nil {
 		return fmt.Errorf("after the first reader: %w", err)
 	}
 	second := newReader("second")

@@ -15,15 +15,15 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"strings"
-	"time"
+
+	"odradek/compat/gokit"
 
 	"github.com/segmentio/kafka-go"
 )
 
 // newClient returns a kafka-go Client for the bootstrap broker.
-func newClient(e env) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(e.bootstrap)}
+func newClient(e gokit.Env) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(e.Bootstrap)}
 }
 
 // logger returns kafka-go's logger for KAFKA_GO_LOG=1, or nil (no log).
@@ -41,7 +41,7 @@ func errorLogger(name string) kafka.Logger {
 
 // createTopic creates topic with the given partition count (replication factor 1) and
 // configs, and waits until metadata lists it with those partitions, each with a leader.
-func createTopic(ctx context.Context, e env, topic string, partitions int, configs ...kafka.ConfigEntry) error {
+func createTopic(ctx context.Context, e gokit.Env, topic string, partitions int, configs ...kafka.ConfigEntry) error {
 	cl := newClient(e)
 	resp, err := cl.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		Topic: topic, NumPartitions: partitions, ReplicationFactor: 1, ConfigEntries: configs,
@@ -52,7 +52,7 @@ func createTopic(ctx context.Context, e env, topic string, partitions int, confi
 	if err := resp.Errors[topic]; err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
-	return eventually(ctx, func() error {
+	return gokit.Eventually(ctx, func() error {
 		t, err := describeTopic(ctx, cl, topic)
 		if err != nil {
 			return err
@@ -77,8 +77,8 @@ func createTopic(ctx context.Context, e env, topic string, partitions int, confi
 }
 
 // leaderAnswers asks partition's leader for its latest offset.
-func leaderAnswers(ctx context.Context, e env, topic string, partition int) error {
-	conn, err := kafka.DialLeader(ctx, "tcp", e.bootstrap, topic, partition)
+func leaderAnswers(ctx context.Context, e gokit.Env, topic string, partition int) error {
+	conn, err := kafka.DialLeader(ctx, "tcp", e.Bootstrap, topic, partition)
 	if err != nil {
 		return fmt.Errorf("dial the leader of %s[%d]: %w", topic, partition, err)
 	}
@@ -106,26 +106,9 @@ func describeTopic(ctx context.Context, cl *kafka.Client, topic string) (kafka.T
 	return kafka.Topic{}, fmt.Errorf("metadata does not list %s", topic)
 }
 
-// eventually calls check until it returns nil or ctx ends; then it returns check's last
-// error. It is only for state a broker makes visible asynchronously (metadata after a
-// topic is created or deleted, committed offsets), never for timing.
-func eventually(ctx context.Context, check func() error) error {
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // write sends msgs to topic with a Writer on kafka-go's defaults, changed by configure.
-func write(ctx context.Context, e env, topic string, configure func(*kafka.Writer), msgs ...kafka.Message) error {
-	w := &kafka.Writer{Addr: kafka.TCP(e.bootstrap), Topic: topic, ErrorLogger: errorLogger("writer"), Logger: logger("writer")}
+func write(ctx context.Context, e gokit.Env, topic string, configure func(*kafka.Writer), msgs ...kafka.Message) error {
+	w := &kafka.Writer{Addr: kafka.TCP(e.Bootstrap), Topic: topic, ErrorLogger: errorLogger("writer"), Logger: logger("writer")}
 	if configure != nil {
 		configure(w)
 	}
@@ -148,7 +131,7 @@ func write(ctx context.Context, e env, topic string, configure func(*kafka.Write
 }
 
 // writeAcked writes msgs with acks=all, changing the Writer further with configure.
-func writeAcked(ctx context.Context, e env, topic string, configure func(*kafka.Writer), msgs ...kafka.Message) error {
+func writeAcked(ctx context.Context, e gokit.Env, topic string, configure func(*kafka.Writer), msgs ...kafka.Message) error {
 	return write(ctx, e, topic, func(w *kafka.Writer) {
 		w.RequiredAcks = kafka.RequireAll
 		if configure != nil {
@@ -158,7 +141,7 @@ func writeAcked(ctx context.Context, e env, topic string, configure func(*kafka.
 }
 
 // writeNumbered writes n messages with values "0".."n-1" to topic (one partition), acked.
-func writeNumbered(ctx context.Context, e env, topic string, n int) error {
+func writeNumbered(ctx context.Context, e gokit.Env, topic string, n int) error {
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {
 		msgs[i] = kafka.Message{Value: []byte(fmt.Sprint(i))}
@@ -169,8 +152,8 @@ func writeNumbered(ctx context.Context, e env, topic string, n int) error {
 // readN reads partition of topic from its first offset with a partition Reader until it has
 // n messages (n < 0: no count limit) or stop returns true for one. configure may change
 // the reader's configuration (a larger MaxBytes, an isolation level).
-func readN(ctx context.Context, e env, topic string, partition, n int, stop func(kafka.Message) bool, configure func(*kafka.ReaderConfig)) ([]kafka.Message, error) {
-	cfg := kafka.ReaderConfig{Brokers: []string{e.bootstrap}, Topic: topic, Partition: partition,
+func readN(ctx context.Context, e gokit.Env, topic string, partition, n int, stop func(kafka.Message) bool, configure func(*kafka.ReaderConfig)) ([]kafka.Message, error) {
+	cfg := kafka.ReaderConfig{Brokers: []string{e.Bootstrap}, Topic: topic, Partition: partition,
 		Logger: logger("reader"), ErrorLogger: errorLogger("reader")}
 	if configure != nil {
 		configure(&cfg)
@@ -197,8 +180,8 @@ func readN(ctx context.Context, e env, topic string, partition, n int, stop func
 }
 
 // leaderConn dials the leader of partition 0 of topic (for Conn's offset lookups).
-func leaderConn(ctx context.Context, e env, topic string) (*kafka.Conn, error) {
-	conn, err := kafka.DialLeader(ctx, "tcp", e.bootstrap, topic, 0)
+func leaderConn(ctx context.Context, e gokit.Env, topic string) (*kafka.Conn, error) {
+	conn, err := kafka.DialLeader(ctx, "tcp", e.Bootstrap, topic, 0)
 	if err != nil {
 		return nil, fmt.Errorf("dial the leader of %s[0]: %w", topic, err)
 	}
@@ -208,57 +191,22 @@ func leaderConn(ctx context.Context, e env, topic string) (*kafka.Conn, error) {
 	return conn, nil
 }
 
-// codecRecordValue is the value of record i in produce-codec-<codec>.
-func codecRecordValue(codec string, i int) []byte {
-	return []byte(strings.Repeat(fmt.Sprintf("codec %s record %d ", codec, i), 8))
-}
-
-// checkCodecRecords checks the 100 records of a codec topic: in order at offsets 0..99, key
-// k<i>, the value above and the single header i=<i>.
+// checkCodecRecords checks the messages of a codec topic (gokit.CheckCodecRecords).
 func checkCodecRecords(codec string, msgs []kafka.Message) error {
-	if len(msgs) != 100 {
-		return fmt.Errorf("read %d records, want 100", len(msgs))
-	}
+	view := make([]gokit.Record, len(msgs))
 	for i, m := range msgs {
-		if m.Offset != int64(i) {
-			return fmt.Errorf("record %d is at offset %d", i, m.Offset)
-		}
-		if want := fmt.Sprintf("k%d", i); string(m.Key) != want {
-			return fmt.Errorf("record %d: key %q, want %q", i, m.Key, want)
-		}
-		if want := codecRecordValue(codec, i); !bytes.Equal(m.Value, want) {
-			return fmt.Errorf("record %d: value %q, want %q", i, abbreviate(m.Value), abbreviate(want))
-		}
-		if len(m.Headers) != 1 || m.Headers[0].Key != "i" || string(m.Headers[0].Value) != fmt.Sprint(i) {
-			return fmt.Errorf("record %d: headers %s, want [i=%d]", i, headersString(m.Headers), i)
-		}
+		view[i] = gokit.Record{Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: headers(m.Headers)}
 	}
-	return nil
+	return gokit.CheckCodecRecords(codec, view)
 }
 
-// headersString renders headers for a failure message.
-func headersString(hs []kafka.Header) string {
-	parts := make([]string, len(hs))
+// headers turns kafka-go's message headers into gokit's, for checks and failure messages.
+func headers(hs []kafka.Header) []gokit.Header {
+	out := make([]gokit.Header, len(hs))
 	for i, h := range hs {
-		parts[i] = fmt.Sprintf("%s=%s", h.Key, bytesString(h.Value))
+		out[i] = gokit.Header{Key: h.Key, Value: h.Value}
 	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
-
-// bytesString tells null from empty bytes in a failure message.
-func bytesString(b []byte) string {
-	if b == nil {
-		return "null"
-	}
-	return fmt.Sprintf("%q", abbreviate(b))
-}
-
-// abbreviate shortens long values in failure messages.
-func abbreviate(b []byte) []byte {
-	if len(b) > 60 {
-		return append(append([]byte{}, b[:60]...), "..."...)
-	}
-	return b
+	return out
 }
 
 // samePresented compares two byte fields as kafka-go's Reader presents them: it reads a

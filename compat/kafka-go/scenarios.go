@@ -10,14 +10,16 @@ import (
 	"strconv"
 	"time"
 
+	"odradek/compat/gokit"
+
 	"github.com/segmentio/kafka-go"
 )
 
 // metadata: one broker at the bootstrap host and port; the created topic listed with its
 // partition count.
-func metadata(ctx context.Context, e env) error {
-	topic := e.topic("metadata")
-	wantHost, wantPort, err := net.SplitHostPort(e.bootstrap)
+func metadata(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("metadata")
+	wantHost, wantPort, err := net.SplitHostPort(e.Bootstrap)
 	if err != nil {
 		return err
 	}
@@ -33,7 +35,7 @@ func metadata(ctx context.Context, e env) error {
 	}
 	b := md.Brokers[0]
 	if b.Host != wantHost || strconv.Itoa(b.Port) != wantPort {
-		return fmt.Errorf("broker %d is at %s:%d, want %s", b.ID, b.Host, b.Port, e.bootstrap)
+		return fmt.Errorf("broker %d is at %s:%d, want %s", b.ID, b.Host, b.Port, e.Bootstrap)
 	}
 	if len(md.Topics) != 1 || md.Topics[0].Name != topic || md.Topics[0].Error != nil {
 		return fmt.Errorf("metadata for %s lists %v", topic, md.Topics)
@@ -46,8 +48,8 @@ func metadata(ctx context.Context, e env) error {
 
 // topicsAdmin: create with 3 partitions and retention.ms, describe, describe and alter its
 // configs, grow it to 5 partitions, delete it.
-func topicsAdmin(ctx context.Context, e env) error {
-	topic := e.topic("topics-admin")
+func topicsAdmin(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("topics-admin")
 	cl := newClient(e)
 	if err := createTopic(ctx, e, topic, 3, kafka.ConfigEntry{ConfigName: "retention.ms", ConfigValue: "3600000"}); err != nil {
 		return err
@@ -68,7 +70,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 		}
 	}
 	// Kafka applies config changes asynchronously: read until the change shows.
-	if err := eventually(ctx, func() error { return checkRetention(ctx, cl, topic, "3600000") }); err != nil {
+	if err := gokit.Eventually(ctx, func() error { return checkRetention(ctx, cl, topic, "3600000") }); err != nil {
 		return err
 	}
 	ar, err := cl.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{{
@@ -84,7 +86,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 		}
 	}
 	// Kafka applies config changes asynchronously: read until the change shows.
-	if err := eventually(ctx, func() error { return checkRetention(ctx, cl, topic, "7200000") }); err != nil {
+	if err := gokit.Eventually(ctx, func() error { return checkRetention(ctx, cl, topic, "7200000") }); err != nil {
 		return err
 	}
 	cp, err := cl.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: 5}}})
@@ -94,7 +96,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 	if err := cp.Errors[topic]; err != nil {
 		return fmt.Errorf("create partitions: %w", err)
 	}
-	if err := eventually(ctx, func() error {
+	if err := gokit.Eventually(ctx, func() error {
 		t, err := describeTopic(ctx, cl, topic)
 		if err != nil {
 			return err
@@ -113,7 +115,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 	if err := dr.Errors[topic]; err != nil {
 		return fmt.Errorf("delete topic: %w", err)
 	}
-	return eventually(ctx, func() error {
+	return gokit.Eventually(ctx, func() error {
 		all, err := cl.Metadata(ctx, &kafka.MetadataRequest{})
 		if err != nil {
 			return err
@@ -157,8 +159,8 @@ func checkRetention(ctx context.Context, cl *kafka.Client, topic, want string) e
 }
 
 // produceConsume: four records of every shape through one partition and back.
-func produceConsume(ctx context.Context, e env) error {
-	topic := e.topic("produce-consume")
+func produceConsume(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("produce-consume")
 	if err := createTopic(ctx, e, topic, 1); err != nil {
 		return err
 	}
@@ -192,10 +194,10 @@ func produceConsume(ctx context.Context, e env) error {
 			return fmt.Errorf("record %d at offset %d", i, m.Offset)
 		}
 		if !samePresented(m.Key, w.Key) {
-			return fmt.Errorf("record %d: key %s, want %s", i, bytesString(m.Key), bytesString(w.Key))
+			return fmt.Errorf("record %d: key %s, want %s", i, gokit.BytesString(m.Key), gokit.BytesString(w.Key))
 		}
 		if !samePresented(m.Value, w.Value) {
-			return fmt.Errorf("record %d: value %s (%d bytes), want %s (%d bytes)", i, bytesString(m.Value), len(m.Value), bytesString(w.Value), len(w.Value))
+			return fmt.Errorf("record %d: value %s (%d bytes), want %s (%d bytes)", i, gokit.BytesString(m.Value), len(m.Value), gokit.BytesString(w.Value), len(w.Value))
 		}
 		if !w.Time.IsZero() && !m.Time.Equal(w.Time) {
 			return fmt.Errorf("record %d: timestamp %d, want %d", i, m.Time.UnixMilli(), w.Time.UnixMilli())
@@ -204,18 +206,18 @@ func produceConsume(ctx context.Context, e env) error {
 			return fmt.Errorf("record %d: timestamp %d is not the send time (%d..%d)", i, m.Time.UnixMilli(), sendStart.UnixMilli(), sendEnd.UnixMilli())
 		}
 		if len(m.Headers) != len(w.Headers) {
-			return fmt.Errorf("record %d: headers %s, want %s", i, headersString(m.Headers), headersString(w.Headers))
+			return fmt.Errorf("record %d: headers %s, want %s", i, gokit.HeadersString(headers(m.Headers)), gokit.HeadersString(headers(w.Headers)))
 		}
 		for j, h := range w.Headers {
 			if m.Headers[j].Key != h.Key || !samePresented(m.Headers[j].Value, h.Value) {
-				return fmt.Errorf("record %d: headers %s, want %s", i, headersString(m.Headers), headersString(w.Headers))
+				return fmt.Errorf("record %d: headers %s, want %s", i, gokit.HeadersString(headers(m.Headers)), gokit.HeadersString(headers(w.Headers)))
 			}
 		}
 	}
-	return passNote{"kafka-go's Reader presents empty bytes as null: the empty key, value and header value are compared as it presents them (its Writer writes null and empty apart)"}
+	return gokit.PassNote("kafka-go's Reader presents empty bytes as null: the empty key, value and header value are compared as it presents them (its Writer writes null and empty apart)")
 }
 
-// codecs maps the scenario's codec names to kafka-go's.
+// codecs maps the scenario's codec names (gokit.Codecs) to kafka-go's.
 var codecs = map[string]kafka.Compression{
 	"none":   0,
 	"gzip":   kafka.Gzip,
@@ -225,24 +227,26 @@ var codecs = map[string]kafka.Compression{
 }
 
 // produceCodec: 100 records compressed with codec to compat-codec-<codec>-kafka-go-<RID>.
-func produceCodec(ctx context.Context, e env, codec string) error {
+func produceCodec(ctx context.Context, e gokit.Env, codec string) error {
 	c, ok := codecs[codec]
 	if !ok {
 		return fmt.Errorf("unknown codec %q", codec)
 	}
-	topic := e.codecTopic(codec, clientName)
+	topic := e.CodecTopic(codec, e.Client)
 	if err := createTopic(ctx, e, topic, 1); err != nil {
 		return err
 	}
-	msgs := make([]kafka.Message, 100)
+	msgs := make([]kafka.Message, gokit.CodecRecords)
 	for i := range msgs {
-		msgs[i] = kafka.Message{Key: []byte(fmt.Sprintf("k%d", i)), Value: codecRecordValue(codec, i),
-			Headers: []kafka.Header{{Key: "i", Value: []byte(strconv.Itoa(i))}}}
+		msgs[i] = kafka.Message{Key: gokit.CodecRecordKey(i), Value: gokit.CodecRecordValue(codec, i)}
+		for _, h := range gokit.CodecRecordHeaders(i) {
+			msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: h.Key, Value: h.Value})
+		}
 	}
 	if err := write(ctx, e, topic, func(w *kafka.Writer) { w.Compression = c }, msgs...); err != nil {
 		return err
 	}
-	got, err := readN(ctx, e, topic, 0, 100, nil, nil)
+	got, err := readN(ctx, e, topic, 0, gokit.CodecRecords, nil, nil)
 	if err != nil {
 		return fmt.Errorf("reading back: %w", err)
 	}
@@ -250,11 +254,8 @@ func produceCodec(ctx context.Context, e env, codec string) error {
 }
 
 // consumeCodec: read what writer produced in produce-codec-<codec>.
-func consumeCodec(ctx context.Context, e env, codec, writer string) error {
-	if _, ok := codecs[codec]; !ok {
-		return fmt.Errorf("unknown codec %q", codec)
-	}
-	got, err := readN(ctx, e, e.codecTopic(codec, writer), 0, 100, nil, nil)
+func consumeCodec(ctx context.Context, e gokit.Env, codec, writer string) error {
+	got, err := readN(ctx, e, e.CodecTopic(codec, writer), 0, gokit.CodecRecords, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -264,8 +265,8 @@ func consumeCodec(ctx context.Context, e env, codec, writer string) error {
 // listOffsetsByTime: three records one second apart, then offsets by special and real
 // times, with Conn's lookups (kafka-go's Client.ListOffsets files an earliest-offset
 // answer under LastOffset, since Kafka answers it with timestamp -1).
-func listOffsetsByTime(ctx context.Context, e env) error {
-	topic := e.topic("list-offsets-by-time")
+func listOffsetsByTime(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("list-offsets-by-time")
 	// The records are years old: no retention, or a retention pass would delete them.
 	if err := createTopic(ctx, e, topic, 1, kafka.ConfigEntry{ConfigName: "retention.ms", ConfigValue: "-1"}); err != nil {
 		return err
@@ -305,16 +306,16 @@ func listOffsetsByTime(ctx context.Context, e env) error {
 }
 
 // idempotentProducer is n/a: kafka-go's Writer has no idempotent mode.
-func idempotentProducer(context.Context, env) error {
-	return notApplicable{"kafka-go has no idempotent producer (its Writer never sends InitProducerId nor producer ids and sequences)"}
+func idempotentProducer(context.Context, gokit.Env) error {
+	return gokit.NotApplicable("kafka-go has no idempotent producer (its Writer never sends InitProducerId nor producer ids and sequences)")
 }
 
 // transactions is n/a: kafka-go has no transactional producer.
-func transactions(context.Context, env) error {
-	return notApplicable{"kafka-go has no transactional producer (only raw InitProducerId/AddPartitionsToTxn/EndTxn request wrappers; its Writer cannot write transactional batches)"}
+func transactions(context.Context, gokit.Env) error {
+	return gokit.NotApplicable("kafka-go has no transactional producer (only raw InitProducerId/AddPartitionsToTxn/EndTxn request wrappers; its Writer cannot write transactional batches)")
 }
 
 // deleteRecords is n/a: kafka-go has no DeleteRecords API.
-func deleteRecords(context.Context, env) error {
-	return notApplicable{"kafka-go has no DeleteRecords API"}
+func deleteRecords(context.Context, gokit.Env) error {
+	return gokit.NotApplicable("kafka-go has no DeleteRecords API")
 }

@@ -2,6 +2,11 @@ module odradek/compat/sarama
 
 go 1.26.8
 
+// compat/gokit is the Go drivers' shared kit, built from its folder (nothing to download).
+require odradek/compat/gokit v0.0.0
+
+replace odradek/compat/gokit => ../gokit
+
 require github.com/IBM/sarama v1.61.1
 
 require (

@@ -3,17 +3,16 @@ package main
 // Configuration, topic creation and consumption helpers shared by the scenarios.
 //
 // sarama's calls take no context: they are bounded by its own network timeouts and retry
-// counts, and the harness abandons a scenario that outlives its budget. Loops that wait
+// counts, and gokit.Main abandons a scenario that outlives its budget. Loops that wait
 // for messages select on the scenario's context.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log"
 	"os"
-	"strings"
-	"time"
+
+	"odradek/compat/gokit"
 
 	"github.com/IBM/sarama"
 )
@@ -28,8 +27,8 @@ func newConfig() *sarama.Config {
 }
 
 // withAdmin runs fn with a ClusterAdmin on sarama's default configuration and closes it.
-func withAdmin(e env, fn func(sarama.ClusterAdmin) error) error {
-	adm, err := sarama.NewClusterAdmin([]string{e.bootstrap}, newConfig())
+func withAdmin(e gokit.Env, fn func(sarama.ClusterAdmin) error) error {
+	adm, err := sarama.NewClusterAdmin([]string{e.Bootstrap}, newConfig())
 	if err != nil {
 		return fmt.Errorf("admin client: %w", err)
 	}
@@ -44,7 +43,7 @@ func createTopic(ctx context.Context, adm sarama.ClusterAdmin, topic string, par
 	if err := adm.CreateTopic(topic, detail, false); err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
-	return eventually(ctx, func() error {
+	return gokit.Eventually(ctx, func() error {
 		tms, err := adm.DescribeTopics([]string{topic})
 		if err != nil {
 			return err
@@ -65,38 +64,21 @@ func createTopic(ctx context.Context, adm sarama.ClusterAdmin, topic string, par
 }
 
 // createTopicWithAdmin is createTopic with an admin client of its own.
-func createTopicWithAdmin(ctx context.Context, e env, topic string, partitions int32) error {
+func createTopicWithAdmin(ctx context.Context, e gokit.Env, topic string, partitions int32) error {
 	return withAdmin(e, func(adm sarama.ClusterAdmin) error { return createTopic(ctx, adm, topic, partitions, nil) })
-}
-
-// eventually calls check until it returns nil or ctx ends; then it returns check's last
-// error. It is only for state a broker makes visible asynchronously (metadata after a
-// topic is created or deleted, committed offsets behind autocommit), never for timing.
-func eventually(ctx context.Context, check func() error) error {
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // consumeN reads partition of topic from the oldest offset with a partition consumer
 // until it has n messages (n < 0: no count limit) or stop returns true for one. configure
 // may change the consumer's configuration (an isolation level); errors are returned
 // through the consumer's error channel so that they can fail the scenario.
-func consumeN(ctx context.Context, e env, topic string, partition int32, n int, stop func(*sarama.ConsumerMessage) bool, configure func(*sarama.Config)) ([]*sarama.ConsumerMessage, error) {
+func consumeN(ctx context.Context, e gokit.Env, topic string, partition int32, n int, stop func(*sarama.ConsumerMessage) bool, configure func(*sarama.Config)) ([]*sarama.ConsumerMessage, error) {
 	cfg := newConfig()
 	cfg.Consumer.Return.Errors = true
 	if configure != nil {
 		configure(cfg)
 	}
-	consumer, err := sarama.NewConsumer([]string{e.bootstrap}, cfg)
+	consumer, err := sarama.NewConsumer([]string{e.Bootstrap}, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
@@ -125,13 +107,13 @@ func consumeN(ctx context.Context, e env, topic string, partition int32, n int, 
 
 // newSyncProducer makes a SyncProducer; configure may change sarama's defaults first.
 // (A SyncProducer needs Producer.Return.Successes, which sarama's default leaves off.)
-func newSyncProducer(e env, configure func(*sarama.Config)) (sarama.SyncProducer, error) {
+func newSyncProducer(e gokit.Env, configure func(*sarama.Config)) (sarama.SyncProducer, error) {
 	cfg := newConfig()
 	cfg.Producer.Return.Successes = true
 	if configure != nil {
 		configure(cfg)
 	}
-	p, err := sarama.NewSyncProducer([]string{e.bootstrap}, cfg)
+	p, err := sarama.NewSyncProducer([]string{e.Bootstrap}, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
@@ -150,7 +132,7 @@ func sendAll(p sarama.SyncProducer, msgs []*sarama.ProducerMessage) error {
 }
 
 // produceNumbered produces n messages with values "0".."n-1" to partition 0 of topic.
-func produceNumbered(e env, topic string, n int) error {
+func produceNumbered(e gokit.Env, topic string, n int) error {
 	p, err := newSyncProducer(e, nil)
 	if err != nil {
 		return err
@@ -163,63 +145,20 @@ func produceNumbered(e env, topic string, n int) error {
 	return sendAll(p, msgs)
 }
 
-// codecRecordValue is the value of record i in produce-codec-<codec>.
-func codecRecordValue(codec string, i int) []byte {
-	return []byte(strings.Repeat(fmt.Sprintf("codec %s record %d ", codec, i), 8))
-}
-
-// checkCodecRecords checks the 100 records of a codec topic: in order at offsets 0..99, key
-// k<i>, the value above and the single header i=<i>.
+// checkCodecRecords checks the messages of a codec topic (gokit.CheckCodecRecords).
 func checkCodecRecords(codec string, msgs []*sarama.ConsumerMessage) error {
-	if len(msgs) != 100 {
-		return fmt.Errorf("read %d records, want 100", len(msgs))
-	}
+	view := make([]gokit.Record, len(msgs))
 	for i, m := range msgs {
-		if m.Offset != int64(i) {
-			return fmt.Errorf("record %d is at offset %d", i, m.Offset)
-		}
-		if want := fmt.Sprintf("k%d", i); string(m.Key) != want {
-			return fmt.Errorf("record %d: key %q, want %q", i, m.Key, want)
-		}
-		if want := codecRecordValue(codec, i); !bytes.Equal(m.Value, want) {
-			return fmt.Errorf("record %d: value %q, want %q", i, abbreviate(m.Value), abbreviate(want))
-		}
-		if len(m.Headers) != 1 || string(m.Headers[0].Key) != "i" || string(m.Headers[0].Value) != fmt.Sprint(i) {
-			return fmt.Errorf("record %d: headers %s, want [i=%d]", i, headersString(m.Headers), i)
-		}
+		view[i] = gokit.Record{Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: headers(m.Headers)}
 	}
-	return nil
+	return gokit.CheckCodecRecords(codec, view)
 }
 
-// headersString renders headers for a failure message.
-func headersString(hs []*sarama.RecordHeader) string {
-	parts := make([]string, len(hs))
+// headers turns sarama's record headers into gokit's, for checks and failure messages.
+func headers(hs []*sarama.RecordHeader) []gokit.Header {
+	out := make([]gokit.Header, len(hs))
 	for i, h := range hs {
-		parts[i] = fmt.Sprintf("%s=%s", h.Key, bytesString(h.Value))
+		out[i] = gokit.Header{Key: string(h.Key), Value: h.Value}
 	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
-
-// bytesString tells null from empty bytes in a failure message.
-func bytesString(b []byte) string {
-	if b == nil {
-		return "null"
-	}
-	return fmt.Sprintf("%q", abbreviate(b))
-}
-
-// abbreviate shortens long values in failure messages.
-func abbreviate(b []byte) []byte {
-	if len(b) > 60 {
-		return append(append([]byte{}, b[:60]...), "..."...)
-	}
-	return b
-}
-
-// sameBytes compares two byte fields, null included: nil equals only nil.
-func sameBytes(got, want []byte) bool {
-	if (got == nil) != (want == nil) {
-		return false
-	}
-	return bytes.Equal(got, want)
+	return out
 }

@@ -9,17 +9,19 @@ import (
 	"strconv"
 	"time"
 
+	"odradek/compat/gokit"
+
 	"github.com/IBM/sarama"
 )
 
 // metadata: one broker at the bootstrap host and port; the created topic listed with its
 // partition count.
-func metadata(ctx context.Context, e env) error {
-	topic := e.topic("metadata")
+func metadata(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("metadata")
 	if err := createTopicWithAdmin(ctx, e, topic, 1); err != nil {
 		return err
 	}
-	client, err := sarama.NewClient([]string{e.bootstrap}, newConfig())
+	client, err := sarama.NewClient([]string{e.Bootstrap}, newConfig())
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -31,8 +33,8 @@ func metadata(ctx context.Context, e env) error {
 	if len(brokers) != 1 {
 		return fmt.Errorf("metadata lists %d brokers, want 1", len(brokers))
 	}
-	if addr := brokers[0].Addr(); addr != e.bootstrap {
-		return fmt.Errorf("broker %d is at %s, want %s", brokers[0].ID(), addr, e.bootstrap)
+	if addr := brokers[0].Addr(); addr != e.Bootstrap {
+		return fmt.Errorf("broker %d is at %s, want %s", brokers[0].ID(), addr, e.Bootstrap)
 	}
 	ps, err := client.Partitions(topic)
 	if err != nil {
@@ -46,8 +48,8 @@ func metadata(ctx context.Context, e env) error {
 
 // topicsAdmin: create with 3 partitions and retention.ms, describe, describe and alter its
 // configs, grow it to 5 partitions, delete it.
-func topicsAdmin(ctx context.Context, e env) error {
-	topic := e.topic("topics-admin")
+func topicsAdmin(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("topics-admin")
 	return withAdmin(e, func(adm sarama.ClusterAdmin) error {
 		retention := "3600000"
 		if err := createTopic(ctx, adm, topic, 3, map[string]*string{"retention.ms": &retention}); err != nil {
@@ -73,7 +75,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 			}
 		}
 		// Kafka applies config changes asynchronously: read until the change shows.
-		if err := eventually(ctx, func() error { return checkRetention(adm, topic, "3600000") }); err != nil {
+		if err := gokit.Eventually(ctx, func() error { return checkRetention(adm, topic, "3600000") }); err != nil {
 			return err
 		}
 		longer := "7200000"
@@ -82,13 +84,13 @@ func topicsAdmin(ctx context.Context, e env) error {
 			return fmt.Errorf("alter configs: %w", err)
 		}
 		// Kafka applies config changes asynchronously: read until the change shows.
-		if err := eventually(ctx, func() error { return checkRetention(adm, topic, "7200000") }); err != nil {
+		if err := gokit.Eventually(ctx, func() error { return checkRetention(adm, topic, "7200000") }); err != nil {
 			return err
 		}
 		if err := adm.CreatePartitions(topic, 5, nil, false); err != nil {
 			return fmt.Errorf("create partitions: %w", err)
 		}
-		if err := eventually(ctx, func() error {
+		if err := gokit.Eventually(ctx, func() error {
 			tms, err := adm.DescribeTopics([]string{topic})
 			if err != nil {
 				return err
@@ -103,7 +105,7 @@ func topicsAdmin(ctx context.Context, e env) error {
 		if err := adm.DeleteTopic(topic); err != nil {
 			return fmt.Errorf("delete topic: %w", err)
 		}
-		return eventually(ctx, func() error {
+		return gokit.Eventually(ctx, func() error {
 			all, err := adm.ListTopics()
 			if err != nil {
 				return err
@@ -134,8 +136,8 @@ func checkRetention(adm sarama.ClusterAdmin, topic, want string) error {
 }
 
 // produceConsume: four records of every shape through one partition and back.
-func produceConsume(ctx context.Context, e env) error {
-	topic := e.topic("produce-consume")
+func produceConsume(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("produce-consume")
 	if err := createTopicWithAdmin(ctx, e, topic, 1); err != nil {
 		return err
 	}
@@ -183,11 +185,11 @@ func produceConsume(ctx context.Context, e env) error {
 		if m.Offset != int64(i) {
 			return fmt.Errorf("record %d at offset %d", i, m.Offset)
 		}
-		if !sameBytes(m.Key, w.key) {
-			return fmt.Errorf("record %d: key %s, want %s", i, bytesString(m.Key), bytesString(w.key))
+		if !gokit.SameBytes(m.Key, w.key) {
+			return fmt.Errorf("record %d: key %s, want %s", i, gokit.BytesString(m.Key), gokit.BytesString(w.key))
 		}
-		if !sameBytes(m.Value, w.value) {
-			return fmt.Errorf("record %d: value %s (%d bytes), want %s (%d bytes)", i, bytesString(m.Value), len(m.Value), bytesString(w.value), len(w.value))
+		if !gokit.SameBytes(m.Value, w.value) {
+			return fmt.Errorf("record %d: value %s (%d bytes), want %s (%d bytes)", i, gokit.BytesString(m.Value), len(m.Value), gokit.BytesString(w.value), len(w.value))
 		}
 		if !w.timestamp.IsZero() && !m.Timestamp.Equal(w.timestamp) {
 			return fmt.Errorf("record %d: timestamp %d, want %d", i, m.Timestamp.UnixMilli(), w.timestamp.UnixMilli())
@@ -196,18 +198,18 @@ func produceConsume(ctx context.Context, e env) error {
 			return fmt.Errorf("record %d: timestamp %d is not the send time (%d..%d)", i, m.Timestamp.UnixMilli(), sendStart.UnixMilli(), sendEnd.UnixMilli())
 		}
 		if len(m.Headers) != len(w.headers) {
-			return fmt.Errorf("record %d: headers %s, want %d headers", i, headersString(m.Headers), len(w.headers))
+			return fmt.Errorf("record %d: headers %s, want %d headers", i, gokit.HeadersString(headers(m.Headers)), len(w.headers))
 		}
 		for j, h := range w.headers {
-			if string(m.Headers[j].Key) != string(h.Key) || !sameBytes(m.Headers[j].Value, h.Value) {
-				return fmt.Errorf("record %d: headers %s, want h1=\"v1\" h2=\"\"", i, headersString(m.Headers))
+			if string(m.Headers[j].Key) != string(h.Key) || !gokit.SameBytes(m.Headers[j].Value, h.Value) {
+				return fmt.Errorf("record %d: headers %s, want h1=\"v1\" h2=\"\"", i, gokit.HeadersString(headers(m.Headers)))
 			}
 		}
 	}
 	return nil
 }
 
-// codecs maps the scenario's codec names to sarama's.
+// codecs maps the scenario's codec names (gokit.Codecs) to sarama's.
 var codecs = map[string]sarama.CompressionCodec{
 	"none":   sarama.CompressionNone,
 	"gzip":   sarama.CompressionGZIP,
@@ -217,12 +219,12 @@ var codecs = map[string]sarama.CompressionCodec{
 }
 
 // produceCodec: 100 records compressed with codec to compat-codec-<codec>-sarama-<RID>.
-func produceCodec(ctx context.Context, e env, codec string) error {
+func produceCodec(ctx context.Context, e gokit.Env, codec string) error {
 	c, ok := codecs[codec]
 	if !ok {
 		return fmt.Errorf("unknown codec %q", codec)
 	}
-	topic := e.codecTopic(codec, clientName)
+	topic := e.CodecTopic(codec, e.Client)
 	if err := createTopicWithAdmin(ctx, e, topic, 1); err != nil {
 		return err
 	}
@@ -231,15 +233,17 @@ func produceCodec(ctx context.Context, e env, codec string) error {
 		return err
 	}
 	defer p.Close()
-	msgs := make([]*sarama.ProducerMessage, 100)
+	msgs := make([]*sarama.ProducerMessage, gokit.CodecRecords)
 	for i := range msgs {
-		msgs[i] = &sarama.ProducerMessage{Topic: topic, Partition: 0, Key: sarama.StringEncoder(fmt.Sprintf("k%d", i)),
-			Value: sarama.ByteEncoder(codecRecordValue(codec, i)), Headers: []sarama.RecordHeader{{Key: []byte("i"), Value: []byte(strconv.Itoa(i))}}}
+		msgs[i] = &sarama.ProducerMessage{Topic: topic, Partition: 0, Key: sarama.ByteEncoder(gokit.CodecRecordKey(i)), Value: sarama.ByteEncoder(gokit.CodecRecordValue(codec, i))}
+		for _, h := range gokit.CodecRecordHeaders(i) {
+			msgs[i].Headers = append(msgs[i].Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+		}
 	}
 	if err := sendAll(p, msgs); err != nil {
 		return err
 	}
-	got, err := consumeN(ctx, e, topic, 0, 100, nil, nil)
+	got, err := consumeN(ctx, e, topic, 0, gokit.CodecRecords, nil, nil)
 	if err != nil {
 		return fmt.Errorf("reading back: %w", err)
 	}
@@ -247,11 +251,8 @@ func produceCodec(ctx context.Context, e env, codec string) error {
 }
 
 // consumeCodec: read what writer produced in produce-codec-<codec>.
-func consumeCodec(ctx context.Context, e env, codec, writer string) error {
-	if _, ok := codecs[codec]; !ok {
-		return fmt.Errorf("unknown codec %q", codec)
-	}
-	got, err := consumeN(ctx, e, e.codecTopic(codec, writer), 0, 100, nil, nil)
+func consumeCodec(ctx context.Context, e gokit.Env, codec, writer string) error {
+	got, err := consumeN(ctx, e, e.CodecTopic(codec, writer), 0, gokit.CodecRecords, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -259,8 +260,8 @@ func consumeCodec(ctx context.Context, e env, codec, writer string) error {
 }
 
 // listOffsetsByTime: three records one second apart, then offsets by special and real times.
-func listOffsetsByTime(ctx context.Context, e env) error {
-	topic := e.topic("list-offsets-by-time")
+func listOffsetsByTime(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("list-offsets-by-time")
 	// The records are years old: no retention, or a retention pass would delete them.
 	forever := "-1"
 	if err := withAdmin(e, func(adm sarama.ClusterAdmin) error {
@@ -280,7 +281,7 @@ func listOffsetsByTime(ctx context.Context, e env) error {
 	if err := sendAll(p, msgs); err != nil {
 		return err
 	}
-	client, err := sarama.NewClient([]string{e.bootstrap}, newConfig())
+	client, err := sarama.NewClient([]string{e.Bootstrap}, newConfig())
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -309,8 +310,8 @@ func listOffsetsByTime(ctx context.Context, e env) error {
 
 // idempotentProducer: 1,000 keyed records to 3 partitions with idempotence on (sarama's
 // default is off), read back exactly once each, in order per partition.
-func idempotentProducer(ctx context.Context, e env) error {
-	topic := e.topic("idempotent-producer")
+func idempotentProducer(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("idempotent-producer")
 	if err := createTopicWithAdmin(ctx, e, topic, 3); err != nil {
 		return err
 	}
@@ -372,12 +373,12 @@ func idempotentProducer(ctx context.Context, e env) error {
 //
 // A plain record appended after the aborted transaction marks the end: a consumer that
 // reaches it has been offered everything before it, so no wait for "nothing more" is needed.
-func transactions(ctx context.Context, e env) error {
-	topic := e.topic("transactions")
+func transactions(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("transactions")
 	if err := createTopicWithAdmin(ctx, e, topic, 1); err != nil {
 		return err
 	}
-	txnID := fmt.Sprintf("compat-%s-txn-%s", clientName, e.runID)
+	txnID := e.ID("txn")
 	cfg := newConfig()
 	// What sarama requires of a transactional producer (and of a SyncProducer).
 	cfg.Producer.Transaction.ID = txnID
@@ -385,7 +386,7 @@ func transactions(ctx context.Context, e env) error {
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Net.MaxOpenRequests = 1
 	cfg.Producer.Return.Successes = true
-	client, err := sarama.NewClient([]string{e.bootstrap}, cfg)
+	client, err := sarama.NewClient([]string{e.Bootstrap}, cfg)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
@@ -403,7 +404,7 @@ func transactions(ctx context.Context, e env) error {
 		p, err := sarama.NewSyncProducerFromClient(client)
 		readyCh <- ready{p, err}
 	}()
-	waitCtx, cancel := context.WithTimeout(ctx, budgetLeft(ctx)-3*time.Second)
+	waitCtx, cancel := context.WithTimeout(ctx, gokit.BudgetLeft(ctx)-3*time.Second)
 	defer cancel()
 	var txn sarama.SyncProducer
 	select {
@@ -449,8 +450,8 @@ func transactions(ctx context.Context, e env) error {
 		name  string
 		want  []string
 	}{
-		{sarama.ReadCommitted, "read_committed", numbered("committed", 10)},
-		{sarama.ReadUncommitted, "read_uncommitted", append(numbered("committed", 10), numbered("aborted", 10)...)},
+		{sarama.ReadCommitted, "read_committed", gokit.Numbered("committed", 10)},
+		{sarama.ReadUncommitted, "read_uncommitted", append(gokit.Numbered("committed", 10), gokit.Numbered("aborted", 10)...)},
 	} {
 		got, err := consumeN(ctx, e, topic, 0, -1, isEnd, func(cfg *sarama.Config) { cfg.Consumer.IsolationLevel = c.level })
 		if err != nil {
@@ -469,16 +470,10 @@ func transactions(ctx context.Context, e env) error {
 	return nil
 }
 
-// budgetLeft is the time until ctx's deadline.
-func budgetLeft(ctx context.Context) time.Duration {
-	deadline, _ := ctx.Deadline()
-	return time.Until(deadline)
-}
-
 // coordinatorAnswer asks the broker once for the transaction coordinator of txnID and
 // describes its answer, to explain a producer that never became ready.
-func coordinatorAnswer(e env, txnID string) string {
-	b := sarama.NewBroker(e.bootstrap)
+func coordinatorAnswer(e gokit.Env, txnID string) string {
+	b := sarama.NewBroker(e.Bootstrap)
 	if err := b.Open(newConfig()); err != nil {
 		return fmt.Sprintf("cannot connect to ask for the coordinator: %v", err)
 	}
@@ -488,15 +483,6 @@ func coordinatorAnswer(e env, txnID string) string {
 		return fmt.Sprintf("FindCoordinator for %s failed: %v", txnID, err)
 	}
 	return fmt.Sprintf("FindCoordinator(transaction %s) answers %v", txnID, resp.Err)
-}
-
-// numbered returns "<prefix> 0".."<prefix> n-1".
-func numbered(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s %d", prefix, i)
-	}
-	return out
 }
 
 // values renders message values for a failure message.
@@ -509,8 +495,8 @@ func values(msgs []*sarama.ConsumerMessage) string {
 }
 
 // deleteRecords: DeleteRecords before offset 5 moves the start offset to 5.
-func deleteRecords(ctx context.Context, e env) error {
-	topic := e.topic("delete-records")
+func deleteRecords(ctx context.Context, e gokit.Env) error {
+	topic := e.Topic("delete-records")
 	if err := createTopicWithAdmin(ctx, e, topic, 1); err != nil {
 		return err
 	}
@@ -522,7 +508,7 @@ func deleteRecords(ctx context.Context, e env) error {
 	}); err != nil {
 		return fmt.Errorf("delete records: %w", err)
 	}
-	client, err := sarama.NewClient([]string{e.bootstrap}, newConfig())
+	client, err := sarama.NewClient([]string{e.Bootstrap}, newConfig())
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}

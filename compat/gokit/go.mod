@@ -1,0 +1,3 @@
+module odradek/compat/gokit
+
+go 1.26.8
