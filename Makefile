@@ -55,7 +55,10 @@ codegen: $(STAMP)
 
 # The benchmark comparison (bench/run.py): Odradek, Tansu and Apache Kafka 4.4 (its jars
 # fetched with Maven when a JDK and Maven are present) and the machine's limits; writes
-# docs/performance.md and docs/performance/. Options through BENCH_ARGS, e.g.
+# docs/performance.md and docs/performance/. The native load driver, librdkafka's
+# rdkafka_performance, is built first from Debian's librdkafka source package into
+# bench/.work/ (idempotent; where it cannot be built the run says why and uses the other
+# drivers). Options through BENCH_ARGS, e.g.
 # make bench BENCH_ARGS="--quick --brokers odradek" (see python bench/run.py --help).
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP) pyproject.toml
@@ -68,6 +71,7 @@ bench: $(BENCH_STAMP)
 	else \
 		echo "no JDK or Maven: Apache Kafka will be reported as unavailable" >&2; \
 	fi
+	-$(PY) bench/suite/rdkafka_perf.py build
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 # The client compatibility matrix (compat/): a fresh broker, every client of compat/*/client.json
@@ -93,3 +97,15 @@ image: $(STAMP)
 # a new container on the same volume, SIGTERM stops under 5 s, and compose.yaml.
 image-test: $(STAMP)
 	$(PY) docker/image_test.py --tag $(IMAGE) $(if $(BASE_IMAGE),--base $(BASE_IMAGE))
+
+# The clients' own test suites (compat/suites/: kafka-python, librdkafka, franz-go), each
+# fetched from its registry, built, and run against a fresh broker; then Kafka's verifiable
+# producer and consumer across broker restarts (compat/kafka-verifiable/). Writes
+# compat/suites/REPORT-suites.md and suites.json; fails on a regression, a lost record or a
+# broker that crashed.
+.PHONY: compat-suites
+compat-suites: sysdeps $(STAMP)
+	@mkdir -p compat/suites/work
+	$(PY) compat/kafka-verifiable/run.py > compat/suites/work/verifiable.json; v=$$?; \
+	$(PY) compat/suites/run.py --verifiable-summary compat/suites/work/verifiable.json; s=$$?; \
+	exit $$(( v > s ? v : s ))

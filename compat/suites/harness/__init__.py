@@ -1,0 +1,1 @@
+"""The clients' own test suites against a fresh broker: definitions, results, report."""
