@@ -131,7 +131,8 @@ class TopicCatalog(Protocol):
         ...
 
     def names(self) -> Iterable[str]:
-        """Every non-internal topic name (regex subscriptions)."""
+        """Every topic name, internal ones included (regex subscriptions: Kafka matches a
+        regex against every topic in the metadata image)."""
         ...
 
     def name_of(self, topic_id: uuid.UUID) -> str | None: ...

@@ -154,7 +154,7 @@ class _Catalog:
         return None if found is None else (found.topic_id, found.partitions)
 
     def names(self) -> Iterable[str]:
-        return [t.name for t in self._topics if not t.internal]
+        return [t.name for t in self._topics]
 
     def name_of(self, topic_id: uuid.UUID) -> str | None:
         found = self._topics.by_id(topic_id)

@@ -124,6 +124,24 @@ async def test_heartbeat_v1_regex_and_errors(broker, wire):
     assert res.error_code == E.INVALID_REGULAR_EXPRESSION
 
 
+async def test_regex_matches_internal_topics_too(broker, wire):
+    """Kafka matches a subscription regex against every topic, internal ones included
+    (franz-go's Test848RegexBrokerResolves is assigned __consumer_offsets by Kafka 4.4)."""
+    broker.broker.topics.create("orders", 1)
+    broker.broker.groups.ensure_offsets_topic()
+    res = await wire.request(68, 1, ConsumerGroupHeartbeatRequest(
+        group_id="g", member_id="m", member_epoch=0, rebalance_timeout_ms=1000,
+        subscribed_topic_regex="orders|__consumer_offsets", topic_partitions=[]))
+    assert res.error_code == E.NONE
+    offsets_topic = broker.broker.topics.get("__consumer_offsets")
+    assert offsets_topic is not None and offsets_topic.internal
+    assigned: dict[str, int] = {}
+    for tp in res.assignment.topic_partitions:
+        name = broker.broker.topics.by_id(tp.topic_id).name
+        assigned[name] = assigned.get(name, 0) + len(tp.partitions)
+    assert assigned == {"orders": 1, "__consumer_offsets": offsets_topic.partitions}
+
+
 async def test_describe_list_and_classic_apis(broker, wire):
     topic = broker.broker.topics.create("t", 2)
     await wire.request(68, 1, join("g", "m1", ["t"], instance_id="i1", rack_id="r1"))
