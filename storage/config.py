@@ -254,7 +254,7 @@ class LogConfig:
             if minimum is not None and value is not None and value < minimum:
                 raise InvalidConfig(
                     f"Invalid value {raw} for configuration {name}: "
-                    f"Value must be at least {minimum:g}"
+                    f"Value must be at least {minimum!r}"  # as Java prints an Integer/Double
                 )
             changes[attr] = value
         cfg = dataclasses.replace(base, **changes, overridden=base.overridden | frozenset(props))

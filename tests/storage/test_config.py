@@ -104,3 +104,10 @@ def test_max_segment_ms_and_jitter():
 def test_names():
     names = LogConfig.names()
     assert "retention.ms" in names and "internal.segment.bytes" not in names
+
+
+def test_minimum_is_named_as_kafka_prints_it():
+    with pytest.raises(InvalidConfig) as raised:
+        LogConfig.from_dict({"segment.bytes": "10"})
+    assert str(raised.value) == ("Invalid value 10 for configuration segment.bytes: "
+                                 "Value must be at least 1048576")
