@@ -13,6 +13,7 @@ ones are cut); report.json keeps them whole.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from .catalogue import Client, is_consume_codec
 from .execute import Result
 
 MARK = {"pass": "✅", "fail": "❌", "n/a": "➖"}
+#: The "Clients' own test suites" section that `make compat-suites` writes, appended to
+#: REPORT.md when present.
+SUITES_SECTION = Path(__file__).resolve().parents[1] / "suites" / "REPORT-suites.md"
 FOOTNOTE_CHARS = 600
 
 
@@ -143,6 +147,10 @@ def to_markdown(rows: list[Row], info: RunInfo) -> str:
     for text, number in notes.items():
         lines.append(f"[^{number}]: {text}")
     lines.append("")
+    suites = SUITES_SECTION.read_text() if SUITES_SECTION.is_file() else None
+    if suites:
+        # make compat-suites writes that section; its links are relative to compat/suites/.
+        lines += [re.sub(r"\]\((?!https?:|/|#)", "](suites/", suites.rstrip("\n")), ""]
     return "\n".join(lines)
 
 
