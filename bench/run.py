@@ -14,6 +14,7 @@ plan and its estimated duration without running it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -23,6 +24,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from suite import brokers, machine, progress, report, workloads  # noqa: E402
+from suite import brokers, machine, progress, rdkafka_perf, report, workloads  # noqa: E402
 from suite.startup import startup_unit  # noqa: E402
 
 
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where brokers keep their data (default: a temporary directory)")
     parser.add_argument("--render-only", action="store_true",
                         help="re-render the report from OUT/performance/results.json")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=False,
+                        help="pin each broker to CPU 0 and the load drivers to CPU 1 during "
+                        "the broker steps (default: off; see docs/performance.md)")
     parser.add_argument("--list", action="store_true", help="print the plan and its estimate")
     args = parser.parse_args(argv)
     args.broker_names = [b for b in args.brokers.split(",") if b]
@@ -63,12 +68,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown broker or workload: {', '.join(sorted(unknown))}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--pin needs two CPUs")
     return args
+
+
+# --pin: the broker on the first CPU, this process and the drivers it starts on the second.
+CPUS = sorted(os.sched_getaffinity(0))
+BROKER_CPUS, DRIVER_CPUS = {CPUS[0]}, {CPUS[-1]}
+PINNED = f"broker on CPU {CPUS[0]}, load drivers on CPU {CPUS[-1]}"
+
+
+@contextlib.contextmanager
+def drivers_pinned(pin: bool) -> Iterator[None]:
+    """While inside: this process, and so every driver it starts, runs on DRIVER_CPUS."""
+    if not pin:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, DRIVER_CPUS)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 # How long a broker's steps take against the plan's estimates (which are Odradek's pace),
 # seen on the 2-core development machine; only the printed estimate uses them.
-PACE = {"odradek": 1.0, "kafka": 0.75, "tansu": 0.6}
+PACE = {"odradek": 1.0, "kafka": 1.0, "tansu": 0.85}
 
 
 def raise_fd_limit() -> None:
@@ -95,6 +122,7 @@ class Run:
                 "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 "command": "python bench/run.py " + shlex.join(argv),
                 "quick": args.quick, "scale": args.scale, "repeat": args.repeat,
+                "pinned": PINNED if args.pin else "",
                 "machine": machine.machine_info(), "versions": report.client_versions(),
                 "sizes": dataclasses.asdict(self.sizes),
             },
@@ -111,7 +139,7 @@ class Run:
         total = 0.0
         start = startup_unit(self.sizes.startup_bytes, self.args.repeat)
         for name in self.args.broker_names:
-            total += (per_repeat + 10) * self.args.repeat * PACE.get(name, 1.0)
+            total += (per_repeat + 16) * self.args.repeat * PACE.get(name, 1.0)
             if self.startup_wanted(name):
                 total += start.estimate_s * PACE.get(name, 1.0)
                 total_steps += len(start.steps)
@@ -138,9 +166,10 @@ class Run:
     def run_units(self, name: str, repeat: int, units: list[workloads.Unit],
                   workdir: Path, prog: progress.Progress) -> None:
         info = self.doc["brokers"].setdefault(name, {"status": "ok", "reason": "",
-                                                     "native": None})
+                                                     "unusable": None})
         try:
-            broker = brokers.make_broker(name, workdir / f"r{repeat}")
+            broker = brokers.make_broker(name, workdir / f"r{repeat}",
+                                         BROKER_CPUS if self.args.pin else None)
             info["describe"] = broker.describe()
             started_s = broker.start()
         except brokers.BrokerUnavailable as exc:
@@ -154,16 +183,25 @@ class Run:
         try:
             prog.note(f"{name} r{repeat}: started in {started_s:.2f} s on {broker.bootstrap}")
             ctx = workloads.Context(broker, self.sizes, f"{name}{repeat}")
-            ctx.native = workloads.native_check(ctx)
-            if ctx.native and info["native"] is None:
-                info["native"] = ctx.native
-                prog.note(f"{name}: native driver unusable, confluent-kafka instead: "
-                          f"{ctx.native[:200]}")
-            for unit in units:
-                for step, figures, error in workloads.run_unit(ctx, unit):
-                    self.record(name, repeat, step, figures, error)
-                    outcome = report.outcome(step, figures, error)
-                    prog.step(f"{name} r{repeat} {step.id}", step.estimate_s, outcome)
+            ctx.unusable = workloads.driver_check(ctx, java=workloads.needs_java(units))
+            if info["unusable"] is None:
+                unusable = {d: why for d, why in ctx.unusable.items()
+                            if why != "not needed by this run"}
+                info["unusable"] = unusable
+                for driver, why in unusable.items():
+                    prog.note(f"{name}: {driver} unusable: {why[:200]}")
+                prog.note(f"{name}: throughput steps driven by {ctx.driver()}")
+            if any(u.id != "startup" for u in units):
+                try:
+                    workloads.warm_up(ctx)
+                except Exception as exc:  # noqa: BLE001 - the steps will show what is wrong
+                    prog.note(f"{name}: warm-up failed: {str(exc).splitlines()[0][:200]}")
+            with drivers_pinned(self.args.pin):
+                for unit in units:
+                    for step, figures, error in workloads.run_unit(ctx, unit):
+                        self.record(name, repeat, step, figures, error)
+                        outcome = report.outcome(step, figures, error)
+                        prog.step(f"{name} r{repeat} {step.id}", step.estimate_s, outcome)
         finally:
             broker.remove()
 
@@ -178,6 +216,12 @@ class Run:
             return
         raise_fd_limit()
         prog = progress.Progress(total_steps, estimate)
+        try:  # before the first broker, so that no step's time includes the build
+            rdkafka_perf.ensure_built(log=prog.note)
+            self.doc["meta"]["rdkafka_performance"] = rdkafka_perf.describe()
+        except rdkafka_perf.Unavailable as exc:
+            self.doc["meta"]["rdkafka_performance"] = {"error": str(exc)}
+            prog.note(f"rdkafka_performance cannot be built, other drivers instead: {exc}")
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="odradek-bench-",
                                          dir=self.args.workdir) as tmp:

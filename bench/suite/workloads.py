@@ -13,14 +13,24 @@ threads, ``/proc/<pid>/stat``) before and after the driver runs, the broker's RS
 and the records the driver itself produced or consumed (never a high watermark), giving
 records/s, MB/s (10^6 bytes), broker CPU microseconds per record and CPU seconds per GB.
 
-Drivers: Kafka's own perf tools (native, ``java_tools``) drive the throughput steps; where
-they cannot talk to a broker (a short check before the first unit), confluent-kafka drives
-those steps instead and the result says so. confluent-kafka also drives its own "client"
-steps, the group of three consumers and the fixed-rate latency steps.
+Drivers (each figure records which one drove it):
 
-Producer settings for the throughput steps: the client's defaults except ``acks``,
-``compression.type`` and, for the Java producer, ``batch.size=524288`` (its 16 KiB default
-would send each 10-KB record alone; librdkafka's default is 1,000,000 bytes).
+- ``rdkafka_performance`` (``NATIVE``), librdkafka's own C load generator
+  (``rdkafka_perf``), drives the throughput steps: record sizes, partitions, compression,
+  acks, produce+consume, idle connections and the start-up write.
+- Kafka's own perf tools (``JAVA``, ``java_tools``) drive the same record sizes as a second
+  column (``java/...``) and the closed-loop ``EndToEndLatency``; they are the first fallback
+  for the throughput steps.
+- confluent-kafka (``RDKAFKA``, ``rdkafka_driver``) drives its own "client" steps, the group
+  of three consumers, the fixed-rate latency steps, and is the last fallback.
+
+A short check before the first unit (``driver_check``) runs each native driver against the
+broker; one that cannot talk to it is skipped with the reason, which the report shows.
+
+Producer settings for the throughput steps: ``acks`` and ``compression.type`` as the step
+says; rdkafka_performance with librdkafka's batching defaults (``rdkafka_perf.PRODUCER_CONF``);
+the Java producer with its defaults and ``batch.size=524288`` (its 16 KiB default would
+send each 10-KB record alone).
 """
 
 from __future__ import annotations
@@ -34,11 +44,14 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from . import java_tools, procstat, rdkafka_driver, wire
+from . import java_tools, procstat, rdkafka_driver, rdkafka_perf, wire
 from .brokers import Broker
 
-NATIVE = "kafka-perf (Java)"
+NATIVE = "rdkafka_performance"
+JAVA = "kafka-perf (Java)"
 RDKAFKA = "confluent-kafka"
+# The throughput steps use the first usable driver of these.
+PREFERRED = (NATIVE, JAVA, RDKAFKA)
 JAVA_BATCH = "524288"
 
 
@@ -48,20 +61,22 @@ class Sizes:
     n1k: int
     n10k: int
     nvar: int  # 1-KB records in the partition / compression / acks / group variants
-    rd100: int  # confluent-kafka "client" steps
+    rd100: int  # the second-column steps: confluent-kafka ("client") and Java ("java")
     rd1k: int
     rd10k: int
     latency_s: float  # measured seconds at each fixed rate (after 1 s of warm-up)
     e2e_records: int  # EndToEndLatency round trips
     idle: int  # idle connections
     startup_bytes: int  # log size for the start-up step
+    warmup: int  # 100-B records produced and consumed before the first step, not measured
 
 
 FULL = Sizes(n100=10_000_000, n1k=1_000_000, n10k=100_000, nvar=300_000, rd100=1_000_000,
              rd1k=300_000, rd10k=30_000, latency_s=10.0, e2e_records=2000, idle=1000,
-             startup_bytes=10 * 10**9)
+             startup_bytes=10 * 10**9, warmup=1_000_000)
 QUICK = Sizes(n100=100_000, n1k=20_000, n10k=2_000, nvar=10_000, rd100=20_000, rd1k=5_000,
-              rd10k=1_000, latency_s=1.0, e2e_records=50, idle=50, startup_bytes=50 * 10**6)
+              rd10k=1_000, latency_s=1.0, e2e_records=50, idle=50, startup_bytes=50 * 10**6,
+              warmup=10_000)
 
 
 
@@ -73,7 +88,7 @@ def scaled(sizes: Sizes, factor: float) -> Sizes:
 
 
 RATES = (500, 2000, 20000)
-WORKLOADS = ("size", "client", "partitions", "compression", "acks", "mixed", "group",
+WORKLOADS = ("size", "java", "client", "partitions", "compression", "acks", "mixed", "group",
              "idle", "latency", "startup")
 
 
@@ -91,8 +106,13 @@ class Context:
     broker: Broker
     sizes: Sizes
     tag: str  # unique per broker and repeat, for topic names
-    native: str | None = None  # None: the Java tools work here; else why not
+    # Drivers that cannot run against this broker (driver label -> why not).
+    unusable: dict[str, str] = field(default_factory=dict)
     admin: AdminClient | None = None
+
+    def driver(self) -> str:
+        """The preferred usable driver for the throughput steps."""
+        return next(d for d in PREFERRED if d not in self.unusable)
 
     def client(self) -> AdminClient:
         if self.admin is None:
@@ -114,11 +134,21 @@ class Unit:
 
 
 # -- estimates (seconds) on the 2-core machine this was written on ----------------------------
-def _estimate(phase: str, records: int, size: int) -> float:
+def _estimate(phase: str, records: int, size: int, driver: str = NATIVE) -> float:
+    """Seconds for a step at Odradek's pace, with the start of the driver and topic.
+
+    rdkafka_performance went at 1-2M records/s of 100 B and 300-1,000 MB/s of larger records
+    on the development machine; the Java tools and the Python loop are several times slower.
+    """
     nbytes = records * size
+    if driver == NATIVE:
+        if phase == "produce":
+            return 2 + max(nbytes / 250e6, records * 1e-6)
+        return 2 + max(nbytes / 400e6, records * 0.5e-6)
+    start = {JAVA: 4.0 if phase == "produce" else 8.0}.get(driver, 0.0)  # JVM, group join
     if phase == "produce":
-        return 3 + max(nbytes / 60e6, records * 4.5e-6)
-    return 3 + max(nbytes / 250e6, records * 1e-6)
+        return start + 3 + max(nbytes / 60e6, records * 4.5e-6)
+    return start + 3 + max(nbytes / 250e6, records * 1e-6)
 
 
 # -- topic administration -----------------------------------------------------------------
@@ -141,12 +171,18 @@ def delete_topic(ctx: Context, name: str) -> None:
 
 # -- drivers --------------------------------------------------------------------------------
 def produce(ctx: Context, topic: str, records: int, size: int, codec: str = "none",
-            acks: str = "1") -> dict[str, Any]:
-    """Produce with the native tool, or confluent-kafka when the native one cannot."""
-    if ctx.native is None:
+            acks: str = "1", driver: str | None = None) -> dict[str, Any]:
+    """Produce with ``driver``, by default the first usable one of ``PREFERRED``."""
+    driver = driver or ctx.driver()
+    if driver in ctx.unusable:
+        raise RuntimeError(f"{driver} cannot run here: {ctx.unusable[driver]}")
+    if driver == NATIVE:
+        out = rdkafka_perf.produce(ctx.broker.bootstrap, topic, records, size, acks, codec)
+        return {**out, "driver": NATIVE}
+    if driver == JAVA:
         props = {"acks": acks, "compression.type": codec, "batch.size": JAVA_BATCH}
         out = java_tools.producer_perf(ctx.broker.bootstrap, topic, records, size, props)
-        return {**out, "driver": NATIVE}
+        return {**out, "driver": JAVA}
     return rd_produce(ctx, topic, records, size, codec, acks)
 
 
@@ -159,12 +195,19 @@ def rd_produce(ctx: Context, topic: str, records: int, size: int, codec: str = "
             "mb_per_s": records * size / out["seconds"] / 1e6, "driver": RDKAFKA}
 
 
-def consume(ctx: Context, topic: str, records: int, size: int, partitions: int
-            ) -> dict[str, Any]:
-    if ctx.native is None:
+def consume(ctx: Context, topic: str, records: int, size: int, partitions: int,
+            driver: str | None = None) -> dict[str, Any]:
+    """Consume ``records`` from the start of every partition, counting them in the driver."""
+    driver = driver or ctx.driver()
+    if driver in ctx.unusable:
+        raise RuntimeError(f"{driver} cannot run here: {ctx.unusable[driver]}")
+    if driver == NATIVE:
+        out = rdkafka_perf.consume(ctx.broker.bootstrap, topic, records, partitions)
+        return {**out, "driver": NATIVE}
+    if driver == JAVA:
         group = f"perf-{topic}"
         out = java_tools.consumer_perf(ctx.broker.bootstrap, topic, records, group)
-        return {**out, "driver": NATIVE}
+        return {**out, "driver": JAVA}
     return rd_consume(ctx, topic, records, size, partitions)
 
 
@@ -198,30 +241,37 @@ def measure(ctx: Context, size: int, run: Callable[[], dict[str, Any]]) -> dict[
 # -- units ----------------------------------------------------------------------------------
 def _produce_consume_unit(uid: str, records: int, size: int, partitions: int,
                           codec: str = "none", acks: str = "1", consume_too: bool = True,
-                          client: bool = False, idle: int = 0) -> Unit:
+                          driver: str | None = None, idle: int = 0) -> Unit:
+    """Produce ``records`` to a fresh topic, then (``consume_too``) read them all back.
+
+    ``driver`` None: the preferred usable driver; else that driver or the step fails.
+    """
+    pace = driver or NATIVE
     steps = [Step(f"{uid}/produce", "produce", records, size,
-                  _estimate("produce", records, size) + idle * 0.003)]
+                  _estimate("produce", records, size, pace) + idle * 0.003)]
     if consume_too:
         steps.append(Step(f"{uid}/consume", "consume", records, size,
-                          _estimate("consume", records, size)))
+                          _estimate("consume", records, size, pace)))
 
     def run(ctx: Context) -> Generator[dict[str, Any], None, None]:
+        if driver in ctx.unusable:
+            raise RuntimeError(f"{driver} cannot run here: {ctx.unusable[driver]}")
         topic = f"{uid.replace('/', '-')}-{ctx.tag}"
         create_topic(ctx, topic, partitions)
         try:
-            write = rd_produce if client else produce
             held = (wire.hold_idle_connections(ctx.broker.host, ctx.broker.port, idle)
                     if idle else [])
             try:
-                out = measure(ctx, size, lambda: write(ctx, topic, records, size, codec, acks))
+                out = measure(ctx, size, lambda: produce(ctx, topic, records, size, codec, acks,
+                                                         driver))
                 if idle:
                     out["idle_connections"] = len(held)
             finally:
                 wire.close_all(held)
             yield out
             if consume_too:
-                read = rd_consume if client else consume
-                yield measure(ctx, size, lambda: read(ctx, topic, records, size, partitions))
+                yield measure(ctx, size, lambda: consume(ctx, topic, records, size, partitions,
+                                                         driver))
         finally:
             delete_topic(ctx, topic)
 
@@ -322,14 +372,14 @@ def _e2e_unit(records: int, size: int = 100) -> Unit:
     step = Step(f"{uid}/EndToEndLatency", "e2e", records, size, 6 + records * 0.004)
 
     def run(ctx: Context) -> Generator[dict[str, Any], None, None]:
-        if ctx.native is not None:
-            raise RuntimeError(f"Kafka's EndToEndLatency cannot run here: {ctx.native}")
+        if JAVA in ctx.unusable:
+            raise RuntimeError(f"Kafka's EndToEndLatency cannot run here: {ctx.unusable[JAVA]}")
         topic = f"e2e-{ctx.tag}"
         create_topic(ctx, topic, 1)
         try:
             def loop() -> dict[str, Any]:
                 out = java_tools.end_to_end_latency(ctx.broker.bootstrap, topic, records, size)
-                return {**out, "driver": NATIVE}
+                return {**out, "driver": JAVA}
 
             yield measure(ctx, size, loop)
         finally:
@@ -350,7 +400,10 @@ def plan(sizes: Sizes, workloads: set[str]) -> list[Unit]:
             units.append(_produce_consume_unit(f"size/{size}", n, size, 6))
     if want("client"):
         for size, n in ((100, sizes.rd100), (1000, sizes.rd1k), (10000, sizes.rd10k)):
-            units.append(_produce_consume_unit(f"client/{size}", n, size, 6, client=True))
+            units.append(_produce_consume_unit(f"client/{size}", n, size, 6, driver=RDKAFKA))
+    if want("java"):
+        for size, n in ((100, sizes.rd100), (1000, sizes.rd1k), (10000, sizes.rd10k)):
+            units.append(_produce_consume_unit(f"java/{size}", n, size, 6, driver=JAVA))
     if want("partitions"):
         for partitions in (1, 100, 1000):
             units.append(_produce_consume_unit(f"partitions/{partitions}", sizes.nvar, 1000,
@@ -394,20 +447,63 @@ def run_unit(ctx: Context, unit: Unit) -> Iterator[tuple[Step, dict[str, Any] | 
     runner.close()
 
 
-def native_check(ctx: Context) -> str | None:
-    """None when Kafka's Java producer can produce to this broker, else the reason."""
-    why = java_tools.available()
-    if why:
-        return why
-    topic = f"native-check-{ctx.tag}"
+def warm_up(ctx: Context) -> None:
+    """Produce and consume ``sizes.warmup`` 100-B records with the preferred driver.
+
+    Not measured: a fresh JVM runs Kafka's produce path interpreted until the JIT has
+    compiled it (its first million records went several times slower than the next here),
+    and the first step would otherwise measure that warm-up.
+    """
+    topic = f"warmup-{ctx.tag}"
+    create_topic(ctx, topic, 6)
     try:
-        create_topic(ctx, topic, 1)
-        java_tools.producer_perf(ctx.broker.bootstrap, topic, 10, 10, {
-            "acks": "1", "max.block.ms": "15000", "delivery.timeout.ms": "15000",
-            "request.timeout.ms": "10000", "linger.ms": "0"}, timeout=60)
-    except Exception as exc:  # noqa: BLE001 - the reason goes in the report
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        return f"Kafka's Java producer failed against this broker: {' / '.join(lines[:3])}"
+        produce(ctx, topic, ctx.sizes.warmup, 100)
+        consume(ctx, topic, ctx.sizes.warmup, 100, 6)
     finally:
         delete_topic(ctx, topic)
-    return None
+
+
+def needs_java(units: list[Unit]) -> bool:
+    """Whether a unit runs Kafka's Java tools whatever the preferred driver."""
+    return any(u.id.startswith(("java/", "latency/closed-loop")) for u in units)
+
+
+def driver_check(ctx: Context, java: bool = True) -> dict[str, str]:
+    """The native drivers that cannot produce to this broker, each with the reason.
+
+    Each produces 10 records to a fresh topic with short timeouts: a driver that cannot
+    talk to the broker (Kafka's Java 4.4 client and Tansu, say) is found before any step.
+    The Java tools (a JVM start, seconds) are checked when ``java`` is true or when
+    rdkafka_performance is unusable (they are its fallback); otherwise they are marked
+    "not needed by this run".
+    """
+    unusable: dict[str, str] = {}
+    for driver in (NATIVE, JAVA):
+        if driver == JAVA and not java and NATIVE not in unusable:
+            unusable[JAVA] = "not needed by this run"
+            continue
+        why = rdkafka_perf.available() if driver == NATIVE else java_tools.available()
+        if why:
+            unusable[driver] = why
+            continue
+        topic = f"check-{driver.split()[0].replace('_', '-')}-{ctx.tag}"
+        try:
+            create_topic(ctx, topic, 1)
+            if driver == NATIVE:
+                run = rdkafka_perf.run_tool(
+                    ["-P", "-b", ctx.broker.bootstrap, "-t", topic, "-s", "10", "-c", "10",
+                     "-X", "message.timeout.ms=15000"], timeout=60, stall_s=30)
+                out = rdkafka_perf.parse_produce(run.output)
+                if run.returncode or out["records"] != 10:
+                    raise rdkafka_perf.ToolFailed(f"delivered {out['records']} of 10 records:"
+                                                  f"\n{run.output[-1000:]}")
+            else:
+                java_tools.producer_perf(ctx.broker.bootstrap, topic, 10, 10, {
+                    "acks": "1", "max.block.ms": "15000", "delivery.timeout.ms": "15000",
+                    "request.timeout.ms": "10000", "linger.ms": "0"}, timeout=60)
+        except Exception as exc:  # noqa: BLE001 - the reason goes in the report
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            unusable[driver] = f"{driver} failed against this broker: {' / '.join(lines[:3])}"
+        finally:
+            delete_topic(ctx, topic)
+    return unusable
