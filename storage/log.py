@@ -10,7 +10,8 @@ clean shutdown, rebuilt on load, truncation and deletion (`_rebuild_producer_sta
 * **Append**: the caller passes whole v2 batches (as produced by a client, baseOffset
   ignored). Each is checked (length, magic 2, `max.message.bytes`, CRC), the log rolls if
   Kafka's `shouldRoll` says so, and the bytes are copied once into the active segment's
-  map, where baseOffset/partitionLeaderEpoch (and LogAppendTime) are patched in place.
+  file with `pwritev`, baseOffset/partitionLeaderEpoch (and LogAppendTime, with a new CRC)
+  patched into each batch's header on the way (see storage/segment.py).
   Single node: the high watermark follows the log end offset (`update_high_watermark`
   exists for when it must not).
 * **Read**: from the batch containing `offset` (found with the offset index and a short

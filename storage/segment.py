@@ -6,16 +6,22 @@ A segment holds the batches whose offsets start at its base offset (20-digit zer
 file names, as Kafka's `LogFileUtils`). Only the last segment of a partition is *active*:
 
 * The active `.log` file is extended (sparse `ftruncate`, plus `posix_fallocate` when
-  `preallocate=true`) to `segment.bytes` and mmap'd. An append is one copy into the map at
-  the end position, after which baseOffset and partitionLeaderEpoch are patched in place
-  in the map (the CRC does not cover them) - the bytes are never re-encoded. `size` is the
-  real end of data; everything after it is zeros.
+  `preallocate=true`) to `segment.bytes` and mapped read-only for header scans. An append
+  is one `pwritev` at the end position: per batch, its first 16 bytes with baseOffset and
+  partitionLeaderEpoch patched (the CRC does not cover them), then the rest straight from
+  the request's buffer - the bytes are never re-encoded. `size` is the real end of data;
+  everything after it is zeros. (Writing through the map instead costs a page fault and
+  the zeroing of a fresh page-cache page per 4 KiB before the copy, and keeps every
+  written page in the broker's RSS; `pwrite` fills whole pages without zeroing them and
+  maps nothing: measured in `bench/hotpath_bench.py`.)
 * On roll (`deactivate`) or close the map is dropped and the file is trimmed to `size`;
   the indexes are trimmed to their entries (Kafka's `onBecomeInactiveSegment`).
 * Inactive segments are read through `FileSlice`s of an ordinary file object; their
   batch headers through a read-only map of the data made on first use (`os.pread` if
   that fails); their indexes are mapped only when used. Nothing shrinks a mapped file:
-  truncation and recovery drop the maps first.
+  truncation and recovery drop the maps first. After reads spanning `_UNMAP_READ_SPAN`
+  bytes the pages header scans mapped are unmapped again (they stay cached), so reading
+  a segment through does not add the segment to the broker's RSS.
 
 Index entries follow `LogSegment.append`: when more than `index.interval.bytes` were
 appended since the last entry, the append gets an offset-index entry (its largest offset ->
@@ -39,8 +45,10 @@ import os
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
+
+from crc32c import crc32c
 
 from protocol.errors import ProtocolError
 from protocol.records import (
@@ -51,7 +59,6 @@ from protocol.records import (
     batch_crc_ok,
     iter_records,
     read_batch_header,
-    set_log_append_time,
 )
 from storage.config import LogConfig
 from storage.errors import CorruptIndex, IndexOffsetOverflow
@@ -86,8 +93,17 @@ _MIN_BATCH_LENGTH = BATCH_HEADER_SIZE - LOG_OVERHEAD
 #: baseOffset (@0), batchLength (@8) and lastOffsetDelta (@23) of a v2 batch header: all a
 #: forward scan needs (see protocol/records.py for the full layout).
 _SCAN_FIELDS = struct.Struct(">qi11xi")
-#: baseOffset, batchLength, partitionLeaderEpoch: what an append patches (one pack).
-_pack_patch = struct.Struct(">qii").pack_into
+#: baseOffset, batchLength, partitionLeaderEpoch: the first 16 bytes of a batch, which an
+#: append rewrites (outside the CRC).
+_patch = struct.Struct(">qii")
+_PATCH_SIZE = _patch.size
+_pack_patch = _patch.pack_into
+_pack_attributes = struct.Struct(">h").pack_into
+_pack_max_timestamp = struct.Struct(">q").pack_into
+_pack_crc = struct.Struct(">I").pack_into
+_CRC_AT = 17
+_ATTRIBUTES_AT = 21
+_MAX_TIMESTAMP_AT = 35
 _TIMESTAMP_TYPE_MASK = 0x08
 _new_tuple = tuple.__new__
 #: `Segment.read` consults the offset index for where to stop only when the range to walk
@@ -97,10 +113,12 @@ _INT32_MAX = 2**31 - 1
 _PAGE = mmap.PAGESIZE
 #: Bytes read per `pread` when walking batch headers of an unmapped segment.
 _SCAN_CHUNK = 64 * 1024
-#: How far ahead of the append position the map is faulted in (Linux >= 5.14).
-_PREFAULT_BYTES = 1024 * 1024
-_MADV_POPULATE_WRITE = 23
-_populate_write_ok = [hasattr(mmap.mmap, "madvise") and os.uname().sysname == "Linux"]
+#: At most this many buffers per `pwritev` (Linux's IOV_MAX).
+_IOV_MAX = 1024
+#: After reads spanning this many bytes of a segment, the pages its header scans mapped
+#: are unmapped again (`Segment._drop_mapped_pages`).
+_UNMAP_READ_SPAN = 32 << 20
+_MADV_DONTNEED: int | None = getattr(mmap, "MADV_DONTNEED", None)
 
 
 def filename_prefix_from_offset(offset: int) -> str:
@@ -215,10 +233,10 @@ class Segment:
         self._size = 0
         self._active = False
         self._file: io.FileIO | None = None
-        self._mm: mmap.mmap | None = None  # the active segment's read-write map
+        self._mm: mmap.mmap | None = None  # the active segment's map (reads only)
         self._rmm: mmap.mmap | None = None  # an inactive segment's read-only map (headers)
         self._capacity = 0  # file size while mapped
-        self._prefaulted = 0  # map bytes already faulted in (see _prefault)
+        self._read_span = 0  # bytes covered by reads since the maps' pages were dropped
         self._offset_index: OffsetIndex | None = None
         self._time_index: TimeIndex | None = None
         self._indexes_checked = False
@@ -408,24 +426,10 @@ class Segment:
                         os.posix_fallocate(fd, self._size, capacity - self._size)
                     except OSError:
                         pass
-            mm = self._mm = mmap.mmap(fd, capacity)
+            mm = self._mm = mmap.mmap(fd, capacity, access=mmap.ACCESS_READ)
             self._capacity = capacity
-            self._prefaulted = self._size // _PAGE * _PAGE
         self._touch()
         return mm
-
-    def _prefault(self, end: int) -> None:
-        """Fault in the map ahead of the append position, `_PREFAULT_BYTES` at a time, with
-        one `madvise(MADV_POPULATE_WRITE)` instead of a page fault per 4 KiB page."""
-        start = self._prefaulted
-        target = min(self._capacity, max(end, start + _PREFAULT_BYTES))
-        target = -(-target // _PAGE) * _PAGE
-        if target > start and self._mm is not None and _populate_write_ok[0]:
-            try:
-                self._mm.madvise(_MADV_POPULATE_WRITE, start, min(target, self._capacity) - start)
-            except (OSError, ValueError):
-                _populate_write_ok[0] = False
-        self._prefaulted = min(target, self._capacity)
 
     def _grow_map(self, needed: int) -> mmap.mmap:
         """Make room for an append larger than what is left of the map (a single append
@@ -434,10 +438,37 @@ class Segment:
         f = self.file()
         capacity = -(-needed // _PAGE) * _PAGE
         os.ftruncate(f.fileno(), capacity)
-        self._mm = mmap.mmap(f.fileno(), capacity)
+        self._mm = mmap.mmap(f.fileno(), capacity, access=mmap.ACCESS_READ)
         self._capacity = capacity
-        self._prefaulted = self._size // _PAGE * _PAGE
         return self._mm
+
+    def _write(self, buffers: Sequence[bytes | bytearray | memoryview], pos: int, n: int
+               ) -> None:
+        """Write `buffers` (`n` bytes in all) at `pos` of the `.log` with `pwritev`: the one
+        copy of an append, from the request's buffer into the page cache. A short write
+        (possible, but not seen on local file systems) is finished with `pwrite`; an error
+        (ENOSPC, EIO) propagates before `size` moves, so the bytes past it are ignored and
+        overwritten by the next append (or cut off by recovery)."""
+        f = self._file
+        assert f is not None  # the map is open, so is the file
+        fd = f.fileno()
+        if len(buffers) > _IOV_MAX:
+            for i in range(0, len(buffers), _IOV_MAX):
+                group = buffers[i : i + _IOV_MAX]
+                size = sum(len(b) for b in group)
+                self._write(group, pos, size)
+                pos += size
+            return
+        written = os.pwritev(fd, buffers, pos)
+        if written != n:
+            rest = memoryview(b"".join(buffers))[written:]
+            pos += written
+            while rest:
+                done = os.pwrite(fd, rest, pos)
+                if done <= 0:
+                    raise OSError(f"short write to {self.log_path}")
+                rest = rest[done:]
+                pos += done
 
     def _unmap_and_trim(self) -> None:
         self._drop_read_map()
@@ -693,19 +724,17 @@ class Segment:
             return False
         # -- the append
         end = physical + n
-        mm = self._mm
-        if mm is None:
-            mm = self._ensure_map()
+        if self._mm is None:
+            self._ensure_map()
         else:
             cache = self._cache
             if cache is not None and cache._mru is not self:
                 cache.touch(self)
-        if end > self._prefaulted:
-            if end > self._capacity:
-                mm = self._grow_map(end)
-            self._prefault(end)
-        mm[physical:end] = data  # the one copy
-        _pack_patch(mm, physical, first_offset, n - LOG_OVERHEAD, leader_epoch)
+        if end > self._capacity:
+            self._grow_map(end)
+        # The one copy: the patched first 16 bytes, then the rest straight from `data`.
+        self._write((_patch.pack(first_offset, n - LOG_OVERHEAD, leader_epoch),
+                     data[_PATCH_SIZE:n]), physical, n)
         self._size = end
         self._next_offset = last_offset + 1
         if max_timestamp > NO_TIMESTAMP:
@@ -743,51 +772,39 @@ class Segment:
         (`size` before the call). `n` is `len(data)`. Returns (max timestamp, its offset)."""
         physical = self._size
         end = physical + n
-        mm = self._mm
-        if mm is None:
-            mm = self._ensure_map()
+        if self._mm is None:
+            self._ensure_map()
         else:
             cache = self._cache
             if cache is not None and cache._mru is not self:
                 cache.touch(self)
-        if end > self._prefaulted:
-            if end > self._capacity:
-                mm = self._grow_map(end)
-            self._prefault(end)
-        mm[physical:end] = data  # the one copy
-        # Offsets and leader epoch in place: baseOffset, batchLength (rewritten unchanged)
-        # and partitionLeaderEpoch are adjacent, so one pack per batch. Header tuple
-        # indexes follow BatchHeader's field order.
+        if end > self._capacity:
+            self._grow_map(end)
+        # Each batch goes out as its patched header and its untouched rest, all in one
+        # `pwritev`: offsets and leader epoch (baseOffset, batchLength rewritten unchanged
+        # and partitionLeaderEpoch are adjacent, outside the CRC) in the first 16 bytes,
+        # or, when LogAppendTime is stamped, the whole 61-byte header with a new CRC.
+        # Header tuple indexes follow BatchHeader's field order.
         offset = first_offset
-        if log_append_time is None:
-            if len(batches) == 1:
-                h = batches[0][1]
-                _pack_patch(mm, physical, offset, h[1], leader_epoch)  # h[1]: batch_length
+        max_ts = NO_TIMESTAMP
+        max_ts_offset = -1
+        buffers: list[bytes | bytearray | memoryview] = []
+        for rel, h in batches:
+            size = h[1] + LOG_OVERHEAD  # h[1]: batch_length
+            if log_append_time is None:
+                buffers.append(_patch.pack(offset, h[1], leader_epoch))
+                buffers.append(data[rel + _PATCH_SIZE : rel + size])
                 offset += h[6] + 1  # h[6]: last_offset_delta
-                max_ts = h[8]  # max_timestamp
-                if max_ts > NO_TIMESTAMP:
-                    max_ts_offset = offset - 1
-                else:
-                    max_ts, max_ts_offset = NO_TIMESTAMP, -1
+                if h[8] > max_ts:  # h[8]: max_timestamp
+                    max_ts, max_ts_offset = h[8], offset - 1
             else:
-                max_ts = NO_TIMESTAMP
-                max_ts_offset = -1
-                for rel, h in batches:
-                    _pack_patch(mm, physical + rel, offset, h[1], leader_epoch)
-                    offset += h[6] + 1
-                    if h[8] > max_ts:
-                        max_ts, max_ts_offset = h[8], offset - 1
-        else:
-            max_ts = NO_TIMESTAMP
-            max_ts_offset = -1
-            for rel, h in batches:
-                p = physical + rel
-                _pack_patch(mm, p, offset, h.batch_length, leader_epoch)
-                offset += h.last_offset_delta + 1
-                if h.attributes & _TIMESTAMP_TYPE_MASK == 0 or h.max_timestamp != log_append_time:
-                    set_log_append_time(mm, p, log_append_time)
+                buffers.append(_stamped_header(data, rel, h, offset, leader_epoch,
+                                               log_append_time))
+                buffers.append(data[rel + BATCH_HEADER_SIZE : rel + size])
+                offset += h[6] + 1
                 if log_append_time > max_ts:
                     max_ts, max_ts_offset = log_append_time, offset - 1
+        self._write(buffers, physical, n)
         self._size = end
         self._next_offset = offset
         if physical == 0:
@@ -982,7 +999,23 @@ class Segment:
         end = scan_from
         for pos, h in self.iter_headers(scan_from, end_limit):
             end = pos + h.batch_length + LOG_OVERHEAD
+        self._read_span += end - start
+        if self._read_span > _UNMAP_READ_SPAN:
+            self._drop_mapped_pages()
         return SegmentRead(start, end - start, first.base_offset, first_size, False)
+
+    def _drop_mapped_pages(self) -> None:
+        """Unmap the pages header scans faulted into the log maps (`MADV_DONTNEED`: the
+        pages stay in the page cache, dirty ones included; only this process's mapping of
+        them goes), so a consumer reading a whole segment does not grow the broker's RSS
+        by the segment's size. The next scan faults back the few pages it reads."""
+        self._read_span = 0
+        for mm in (self._mm, self._rmm):
+            if mm is not None and _MADV_DONTNEED is not None:
+                try:
+                    mm.madvise(_MADV_DONTNEED)
+                except (OSError, ValueError):
+                    pass
 
     def slice(self, position: int, length: int) -> FileSlice:
         return FileSlice(self.file(), position, length)
@@ -1205,6 +1238,24 @@ _SEGMENT_FILE_TYPES = (
     TIME_INDEX_FILE_SUFFIX,
     TXN_INDEX_FILE_SUFFIX,
 )
+
+
+def _stamped_header(data: memoryview, rel: int, h: BatchHeader, base_offset: int,
+                    leader_epoch: int, log_append_time: int) -> bytes | bytearray:
+    """The 61-byte header of the batch at `rel` of `data` as it is stored with LogAppendTime:
+    offsets and leader epoch patched, the timestamp type bit set and maxTimestamp =
+    `log_append_time`, the CRC recomputed over the new header and the unchanged records
+    (Kafka's `DefaultRecordBatch.setMaxTimestamp`). `data` itself is not modified."""
+    header = bytearray(data[rel : rel + BATCH_HEADER_SIZE])
+    _pack_patch(header, 0, base_offset, h.batch_length, leader_epoch)
+    if h.attributes & _TIMESTAMP_TYPE_MASK and h.max_timestamp == log_append_time:
+        return header  # already stamped: the CRC stands
+    _pack_attributes(header, _ATTRIBUTES_AT, h.attributes | _TIMESTAMP_TYPE_MASK)
+    _pack_max_timestamp(header, _MAX_TIMESTAMP_AT, log_append_time)
+    crc = crc32c(memoryview(header)[_ATTRIBUTES_AT:])
+    crc = crc32c(data[rel + BATCH_HEADER_SIZE : rel + LOG_OVERHEAD + h.batch_length], crc)
+    _pack_crc(header, _CRC_AT, crc)
+    return header
 
 
 def _file_offset(name: str) -> int | None:
