@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install sysdeps run test test-all lint codegen bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml protocol/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

@@ -48,10 +48,12 @@ API_VERSIONS = 18
 def _peer_name(stream: trio.abc.Stream) -> str:
     if isinstance(stream, trio.SocketStream):
         try:
-            host, port = stream.socket.getpeername()[:2]
-            return f"{host}:{port}"
+            name = stream.socket.getpeername()
         except OSError:
             return "unknown"
+        if isinstance(name, tuple):
+            return f"{name[0]}:{name[1]}"
+        return str(name) or "unix"  # an AF_UNIX peer (benchmarks, tests) has no address
     return type(stream).__name__
 
 
@@ -115,7 +117,7 @@ class Connection:
                  int(idle_seconds * 1000))
         await self.stream.aclose()
 
-    async def _handle_frame(self, frame: bytes | bytearray) -> bool:
+    async def _handle_frame(self, frame: bytes | bytearray | memoryview) -> bool:
         """Handle one request; False when the connection must be closed."""
         started = time.perf_counter()
         try:
@@ -178,13 +180,24 @@ class Connection:
         return False
 
     async def _send(self, chunks: list[Any]) -> None:
-        with trio.CancelScope(shield=True):
-            async with self._send_lock:
-                if self._expired:  # closed while the handler ran: the answer is dropped
-                    raise trio.ClosedResourceError("closed as idle")
-                self._sending = True
-                try:
-                    await send_chunks(self.stream, chunks)
-                finally:
-                    self._sending = False
-                    self._last_io = trio.current_time()
+        """Write a response whole under the send lock. The request loop is its only user,
+        so the lock is taken without a scheduler round trip (`acquire_nowait`) and waited
+        for only if that ever changes; `send_chunks` shields every wait of the write from
+        cancellation, so a response is never torn."""
+        lock = self._send_lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            with trio.CancelScope(shield=True):
+                await lock.acquire()
+        try:
+            if self._expired:  # closed while the handler ran: the answer is dropped
+                raise trio.ClosedResourceError("closed as idle")
+            self._sending = True
+            try:
+                await send_chunks(self.stream, chunks)
+            finally:
+                self._sending = False
+                self._last_io = trio.current_time()
+        finally:
+            lock.release()

@@ -1,57 +1,162 @@
 """Reading Kafka frames from a stream and writing responses to it.
 
 `FrameReader` splits the byte stream into frames: a 4-byte big-endian size, checked against
-`socket.request.max.bytes` before anything is allocated, then the frame. A frame that
-arrives in pieces is read into a buffer of its size (with `recv_into` on a socket), so a
-1 MiB Produce costs no copy beyond the kernel's.
+`socket.request.max.bytes` before anything is allocated, then the frame. `send_chunks`
+writes an encoded response: runs of bytes with one write, file slices (objects with
+`fileno()`, `position` and `__len__`, from storage) with `os.sendfile` straight from the page
+cache to the socket.
 
-`send_chunks` writes an encoded response: runs of bytes go out with one `send_all`, file
-slices (objects with `fileno()`, `position` and `__len__`, from storage) go out with
-`os.sendfile` straight from the page cache to the socket. Streams that are not plain sockets
-(TLS, in-memory test streams) get the slice's bytes read with `os.pread` and sent instead.
+On a plain socket (`trio.SocketStream`) both work on the file descriptor themselves: a read
+or write is tried at once and only a full (or empty) socket waits, with
+`trio.lowlevel.wait_readable`/`wait_writable`. That spares the two scheduler round trips
+trio's socket methods make around every successful call; `read_frame` instead checkpoints
+once per frame when it did not have to wait, so a client that keeps its socket full does
+not starve the others and cancellation is still seen. The descriptor is looked up before
+every call (a closed socket's is -1: `trio.ClosedResourceError`), and the waits are woken
+by trio when the socket is closed under them, so a closed connection never reads or writes
+a recycled descriptor.
+
+Where the bytes go:
+- a receive goes into a scratch buffer shared by the thread's connections (filled and
+  emptied with no await in between, so sharing is safe), and what is left after the frames
+  it completed is kept per connection, usually nothing;
+- a frame up to `_SMALL_FRAME` bytes is handed out as `bytes` (one copy);
+- a larger frame (a Produce batch) is received with `recv_into` straight into a buffer
+  from a small per-thread pool, after the part that came with its size prefix, and handed
+  out as a memoryview of that buffer. A pooled buffer is reused only once nothing refers to
+  it any more (its reference count says so: a request object that kept a view of its frame
+  keeps the buffer out of the pool's reach), so reuse never overwrites a live frame. Reuse
+  spares the allocation, the zero-filling and the first-touch page faults of a fresh
+  buffer per request; new buffers are allocated uninitialised (`fastscan.new_bytearray`)
+  since every byte handed out is received first.
+
+Streams that are not plain sockets (TLS, in-memory test streams) go through
+`receive_some`/`send_all`; their file slices are read with `os.pread` and sent.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import trio
 
+from protocol.fastscan import new_bytearray
+
 _SIZE = 4
-_RECEIVE = 256 * 1024
+#: Bytes asked for per receive into the scratch buffer.
+_RECEIVE = 64 * 1024
+#: Frames larger than this are received into a pooled buffer of their own.
+_SMALL_FRAME = 64 * 1024
+#: What a stream that is not a socket is asked for per receive.
+_STREAM_RECEIVE = 256 * 1024
+#: At most this many buffers per `writev` (Linux's IOV_MAX).
+_IOV_MAX = 1024
 
 
 class FramingError(Exception):
     """The peer broke Kafka's framing; its connection is closed."""
 
 
+class BufferPool:
+    """Buffers for large frames, reused once nothing refers to them any more.
+
+    `take(size)` returns a bytearray of at least `size` bytes that nobody else holds: an
+    idle pooled buffer when one is large enough, else a new one (rounded up to a power of
+    two, uninitialised). The pool keeps at most `max_buffers` buffers of at most
+    `max_buffer_bytes` each; a larger frame gets a buffer of its own that is dropped after
+    use. A pooled buffer is idle when only the pool refers to it: the caller's memoryviews
+    of it (and every view sliced from them) hold a reference through their managed buffer
+    until they are garbage. Single-threaded: each thread has its own (`for_thread`).
+    """
+
+    def __init__(self, max_buffers: int = 4, max_buffer_bytes: int = 4 << 20) -> None:
+        self.max_buffers = max_buffers
+        self.max_buffer_bytes = max_buffer_bytes
+        self._buffers: list[bytearray] = []
+
+    def take(self, size: int) -> bytearray:
+        buffers = self._buffers
+        getrefcount = sys.getrefcount
+        smallest_idle = -1
+        for i in range(len(buffers)):
+            # Idle: referred to by the list and by getrefcount's argument only.
+            if getrefcount(buffers[i]) == 2:
+                if len(buffers[i]) >= size:
+                    return buffers[i]
+                if smallest_idle < 0 or len(buffers[i]) < len(buffers[smallest_idle]):
+                    smallest_idle = i
+        capacity = max(1 << (size - 1).bit_length(), _SMALL_FRAME) if size > 0 else 0
+        if capacity > self.max_buffer_bytes:
+            return new_bytearray(size)  # too large to keep around
+        new = new_bytearray(capacity)
+        if len(buffers) < self.max_buffers:
+            buffers.append(new)
+        elif smallest_idle >= 0:
+            buffers[smallest_idle] = new  # an idle one too small for today's frames
+        return new
+
+    @property
+    def buffers(self) -> int:
+        return len(self._buffers)
+
+    _local = threading.local()
+
+    @classmethod
+    def for_thread(cls) -> BufferPool:
+        pool: BufferPool | None = getattr(cls._local, "pool", None)
+        if pool is None:
+            pool = cls._local.pool = cls()
+        return pool
+
+
+class _Scratch(threading.local):
+    """The thread's receive buffer: filled by one `readv` and emptied before any await."""
+
+    def __init__(self) -> None:
+        self.buf = new_bytearray(_RECEIVE)
+        self.view = memoryview(self.buf)
+
+
+_scratch = _Scratch()
+
+
+def _fileno(sock: Any) -> int:
+    fd: int = sock.fileno()
+    if fd < 0:
+        raise trio.ClosedResourceError("the connection was closed")
+    return fd
+
+
 class FrameReader:
-    """Frames from a stream. On a socket, a frame larger than what one receive brought is
-    read with `recv_into` straight into its own buffer: the kernel's copy is the only one."""
+    """Frames from a stream, each `bytes` or (large ones) a memoryview of a pooled buffer
+    that stays valid as long as the caller holds it."""
 
     def __init__(self, stream: trio.abc.ReceiveStream, max_frame_bytes: int) -> None:
         self._stream = stream
         self._sock = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._max = max_frame_bytes
-        self._buf = bytearray()
+        self._buf = bytearray()  # received bytes not yet handed out in a frame
+        self._pool = BufferPool.for_thread()
+        self._waited = False
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
 
-    async def read_frame(self) -> bytes | bytearray | None:
+    async def read_frame(self) -> bytes | memoryview | None:
         """The next frame without its size prefix; None when the peer closed cleanly."""
+        self._waited = False
         buf = self._buf
         while len(buf) < _SIZE:
-            data = await self._stream.receive_some(_RECEIVE)
-            if not data:
+            if not await self._fill():
                 if buf:
                     raise FramingError(
                         f"connection closed inside a size prefix ({len(buf)} bytes)")
                 return None
-            buf += data
         size = int.from_bytes(buf[:_SIZE], "big", signed=True)
         if size < 0:
             raise FramingError(f"negative frame size {size}")
@@ -59,53 +164,121 @@ class FrameReader:
             raise FramingError(
                 f"frame of {size} bytes is larger than socket.request.max.bytes={self._max}"
             )
+        frame: bytes | memoryview
         end = _SIZE + size
-        if len(buf) >= end:
-            frame = bytes(buf[_SIZE:end])
+        if size > _SMALL_FRAME and len(buf) < end:
+            frame = await self._read_large(size)
+        else:
+            while len(buf) < end:
+                if not await self._fill():
+                    raise FramingError(
+                        f"connection closed inside a frame ({len(buf) - _SIZE} of {size} bytes)")
+            with memoryview(buf) as view:
+                frame = bytes(view[_SIZE:end])
             del buf[:end]
-            return frame
-        # The rest of the frame goes straight into a buffer of its exact size.
-        out = bytearray(size)
+        if not self._waited:
+            await trio.lowlevel.checkpoint()
+        return frame
+
+    async def _fill(self) -> bool:
+        """Receive more bytes into `_buf`; False at the end of the stream."""
+        sock = self._sock
+        if sock is None:
+            data = await self._stream.receive_some(_STREAM_RECEIVE)
+            self._waited = True
+            self._buf += data
+            return bool(data)
+        scratch = _scratch
+        n = await self._recv_into(scratch.view)
+        # No await between the receive and this copy: the scratch buffer is ours.
+        self._buf += scratch.view[:n]
+        return n > 0
+
+    async def _read_large(self, size: int) -> memoryview:
+        """A frame larger than `_SMALL_FRAME`: what is buffered, then the rest received
+        straight into a pooled buffer."""
+        buf = self._buf
+        out = memoryview(self._pool.take(size))[:size]
         have = len(buf) - _SIZE
-        out[:have] = buf[_SIZE:]
+        with memoryview(buf) as view:
+            out[:have] = view[_SIZE:]
         buf.clear()
-        view = memoryview(out)
         while have < size:
-            n = await self._receive_into(view[have:])
+            n = await self._receive_into(out[have:])
             if n == 0:
                 raise FramingError(f"connection closed inside a frame ({have} of {size} bytes)")
             have += n
         return out
 
-    async def _receive_into(self, view: memoryview) -> int:
+    async def _recv_into(self, view: memoryview) -> int:
+        """`recv_into` on the socket, waiting only when it has nothing to read."""
         sock = self._sock
-        if sock is None:
-            data = await self._stream.receive_some(min(len(view), 4 << 20))
-            view[:len(data)] = data
-            return len(data)
-        try:
-            return await sock.recv_into(view)
-        except OSError as exc:  # as SocketStream.receive_some translates it
-            raise trio.BrokenResourceError from exc
+        while True:
+            try:
+                return os.readv(_fileno(sock), (view,))
+            except BlockingIOError:
+                self._waited = True
+                await trio.lowlevel.wait_readable(sock)  # type: ignore[arg-type]
+            except OSError as exc:  # as SocketStream.receive_some translates it
+                raise trio.BrokenResourceError from exc
+
+    async def _receive_into(self, view: memoryview) -> int:
+        if self._sock is not None:
+            return await self._recv_into(view)
+        data = await self._stream.receive_some(min(len(view), 4 << 20))
+        self._waited = True
+        view[:len(data)] = data
+        return len(data)
 
 
 def _is_bytes(chunk: Any) -> bool:
     return isinstance(chunk, bytes | bytearray | memoryview)
 
 
+async def _wait_writable(sock: Any) -> None:
+    """Wait until the socket takes more; shielded, so a response is never torn."""
+    with trio.CancelScope(shield=True):
+        await trio.lowlevel.wait_writable(sock)
+
+
+async def _write_all(sock: Any, buffers: list[Any]) -> None:
+    """Write `buffers` in order: one `writev` when the socket takes them all (the usual
+    case: no await at all), else the rest as the socket drains."""
+    if len(buffers) > _IOV_MAX:
+        buffers = [b"".join(buffers)]
+    total = sum(len(b) for b in buffers)
+    try:
+        sent = os.writev(_fileno(sock), buffers)
+    except BlockingIOError:
+        sent = 0
+    except OSError as exc:  # as SocketStream.send_all translates it
+        raise trio.BrokenResourceError from exc
+    if sent == total:
+        return
+    rest = memoryview(buffers[0] if len(buffers) == 1 else b"".join(buffers))[sent:]
+    while rest:
+        await _wait_writable(sock)
+        try:
+            sent = os.write(_fileno(sock), rest)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise trio.BrokenResourceError from exc
+        rest = rest[sent:]
+
+
 async def _sendfile(sock: Any, chunk: Any) -> None:
-    out_fd = sock.fileno()
     in_fd = chunk.fileno()
     offset = chunk.position
     remaining = len(chunk)
     while remaining > 0:
         try:
-            sent = os.sendfile(out_fd, in_fd, offset, remaining)
+            sent = os.sendfile(_fileno(sock), in_fd, offset, remaining)
         except BlockingIOError:
-            await trio.lowlevel.wait_writable(sock)
+            await _wait_writable(sock)
             continue
-        except OSError as exc:  # the peer went away (EPIPE, ECONNRESET): as send_all says it
-            raise trio.BrokenResourceError(f"sendfile failed: {exc}") from exc
+        except OSError as exc:
+            raise trio.BrokenResourceError from exc
         if sent == 0:
             # The file is shorter than the slice promised: the frame cannot be completed.
             raise trio.BrokenResourceError(f"file slice ended {remaining} bytes early")
@@ -127,8 +300,28 @@ async def _copy_slice(stream: trio.abc.SendStream, chunk: Any) -> None:
 
 
 async def send_chunks(stream: trio.abc.SendStream, chunks: Sequence[Any]) -> None:
-    """Write one encoded response. The caller holds the connection's send lock."""
+    """Write one encoded response whole. The caller holds the connection's send lock. On a
+    socket every wait is shielded from cancellation; other streams are written inside a
+    shielded scope."""
     sock = stream.socket if isinstance(stream, trio.SocketStream) else None
+    if sock is None:
+        with trio.CancelScope(shield=True):
+            await _send_to_stream(stream, chunks)
+        return
+    pending: list[Any] = []
+    for chunk in chunks:
+        if _is_bytes(chunk):
+            pending.append(chunk)
+            continue
+        if pending:
+            await _write_all(sock, pending)
+            pending = []
+        await _sendfile(sock, chunk)
+    if pending:
+        await _write_all(sock, pending)
+
+
+async def _send_to_stream(stream: trio.abc.SendStream, chunks: Sequence[Any]) -> None:
     pending: list[Any] = []
     for chunk in chunks:
         if _is_bytes(chunk):
@@ -137,9 +330,6 @@ async def send_chunks(stream: trio.abc.SendStream, chunks: Sequence[Any]) -> Non
         if pending:
             await stream.send_all(b"".join(pending))
             pending.clear()
-        if sock is not None:
-            await _sendfile(sock, chunk)
-        else:
-            await _copy_slice(stream, chunk)
+        await _copy_slice(stream, chunk)
     if pending:
         await stream.send_all(pending[0] if len(pending) == 1 else b"".join(pending))

@@ -1,5 +1,6 @@
 /*
  * Optional C speedups for the produce path (protocol/fastscan.py is the only caller).
+ * uninitialized_bytearray is at the end.
  *
  * scan_summary(data, count, base_timestamp) walks the `count` records of an uncompressed
  * (or already decompressed) v2 records section and returns a summary:
@@ -143,10 +144,28 @@ static PyObject *scan_summary(PyObject *self, PyObject *args) {
                          consecutive ? Py_True : Py_False, any_null_key ? Py_True : Py_False);
 }
 
+/*
+ * uninitialized_bytearray(n) -> a bytearray of n bytes whose contents are whatever the
+ * allocator had there. For buffers that are filled before they are read (the broker's
+ * frame buffers): bytearray(n) would zero them first, a memset as large as the frame.
+ */
+static PyObject *uninitialized_bytearray(PyObject *self, PyObject *arg) {
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative size");
+        return NULL;
+    }
+    return PyByteArray_FromStringAndSize(NULL, n);
+}
+
 static PyMethodDef methods[] = {
     {"scan_summary", scan_summary, METH_VARARGS,
      "scan_summary(data, count, base_timestamp) -> (min_ts, max_ts, consecutive, "
      "any_null_key) or None when the records are not strictly well formed."},
+    {"uninitialized_bytearray", uninitialized_bytearray, METH_O,
+     "uninitialized_bytearray(n) -> bytearray of n bytes, not zeroed."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,6 +5,9 @@ offsets_consecutive, any_null_key)` for strictly well-formed records (min ignore
 timestamps of -1), or None: when the C extension `protocol._speedups` is not available,
 or when anything about the records is unusual. None always means "ask the pure-Python
 scanner", which is the authority on what is accepted and with which error message.
+
+`new_bytearray(n)`: a bytearray of `n` bytes left uninitialised by the C extension (plain
+`bytearray(n)`, zero-filled, without it), for buffers that are filled before being read.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 _c_scan: Callable[..., Any] | None
+new_bytearray: Callable[[int], bytearray]
 try:
     from protocol import _speedups  # type: ignore[attr-defined]
 
     _c_scan = _speedups.scan_summary
+    new_bytearray = getattr(_speedups, "uninitialized_bytearray", bytearray)
 except ImportError:  # built without a C compiler: the pure-Python path does all the work
     _c_scan = None
+    new_bytearray = bytearray
 
 AVAILABLE = _c_scan is not None
 
