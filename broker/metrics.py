@@ -101,6 +101,7 @@ class BrokerMetrics:
     def __init__(self, broker: Broker) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._produce_children: dict[str, tuple[Any, Any]] = {}
+        self._fetch_children: dict[str, Any] = {}
         r = self.registry
         self.requests = Counter(
             "kafka_network_requestmetrics_requests", "Requests handled, by API and version.",
@@ -164,7 +165,10 @@ class BrokerMetrics:
 
     def fetched(self, topic: str, size: int) -> None:
         if size:
-            self.bytes_out.labels(topic).inc(size)
+            child = self._fetch_children.get(topic)
+            if child is None:
+                child = self._fetch_children[topic] = self.bytes_out.labels(topic)
+            child.inc(size)
 
     def fetch_failed(self, topic: str, code: int) -> None:
         if topic:

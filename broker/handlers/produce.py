@@ -65,6 +65,7 @@ producer notices (KafkaApis closes it). Every append wakes the fetches parked on
 from __future__ import annotations
 
 import logging
+import struct
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -99,6 +100,9 @@ if TYPE_CHECKING:
     from storage import LogConfig, PartitionLog
 
 log = logging.getLogger("odradek.produce")
+_unpack_length = struct.Struct(">i").unpack_from
+#: The transactional flag in the low byte of a batch's attributes.
+_TRANSACTIONAL_BIT = 0x10
 
 API_KEY = 0
 ZERO_UUID = uuid.UUID(int=0)
@@ -149,13 +153,13 @@ def _failed(index: int, code: ErrorCode, log_start_offset: int = INVALID_OFFSET,
 
 def _first_batch_is_transactional(records: memoryview) -> bool:
     """Kafka's `RequestUtils.hasTransactionalRecords` for one partition: whether its first
-    whole batch has the transactional bit."""
-    if len(records) < BATCH_HEADER_SIZE:
+    whole batch has the transactional bit (read from the header's bytes: batchLength @8,
+    magic @16, attributes @21)."""
+    if len(records) < BATCH_HEADER_SIZE or records[16] != MAGIC:
         return False
-    h = read_batch_header(records, 0)
-    if h.magic != MAGIC or h.batch_length + LOG_OVERHEAD > len(records):
+    if _unpack_length(records, 8)[0] + LOG_OVERHEAD > len(records):
         return False
-    return h.is_transactional
+    return bool(records[22] & _TRANSACTIONAL_BIT)
 
 
 def _is_request_check(failure: ValidationFailure, api_version: int) -> bool:
@@ -233,16 +237,15 @@ def _produce(ctx: RequestContext, request: ProduceRequest
         topic = broker.topics.by_id(td.topic_id) if version >= 13 else broker.topics.get(td.name)
         partitions: list[PartitionProduceResponse] = []
         for pd, records in zip(td.partition_data, topic_views, strict=True):
-            response = _produce_partition(broker, version, acks, request.transactional_id,
-                                          topic, pd.index, records, now, verified)
+            response, plog = _produce_partition(broker, version, acks,
+                                                request.transactional_id, topic, pd.index,
+                                                records, now, verified)
             if response.error_code != ErrorCode.NONE:
                 any_error = True
                 broker.metrics.produce_failed(topic.name if topic is not None else td.name,
                                               response.error_code)
-            elif topic is not None:
-                plog = broker.topics.log(topic.name, pd.index)
-                if plog is not None:
-                    appended.append(plog)
+            elif plog is not None:
+                appended.append(plog)
             partitions.append(response)
         responses.append(TopicProduceResponse(name=td.name, topic_id=td.topic_id,
                                               partition_responses=partitions))
@@ -264,31 +267,35 @@ def _produce_partition(
     records: memoryview,
     now: int,
     verified: dict[tuple[str, int], ErrorCode] | None = None,
-) -> PartitionProduceResponse:
+) -> tuple[PartitionProduceResponse, PartitionLog | None]:
+    """The partition's answer, and its log when the records were appended."""
     if topic is None and version >= 13:
-        return _failed(index, ErrorCode.UNKNOWN_TOPIC_ID)
+        return _failed(index, ErrorCode.UNKNOWN_TOPIC_ID), None
     if topic is None or not 0 <= index < topic.partitions:
-        return _failed(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+        return _failed(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), None
     plog = broker.topics.log(topic.name, index)
     if plog is None:
-        return _failed(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
-    config = broker.topics.log_config(topic.name)
+        return _failed(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION), None
+    # The log's own config is the topic's (the registry keeps it current): parsing the
+    # topic's overrides again would cost tens of microseconds per partition.
+    config = plog.config
     result = _validate(records, version, config, f"{topic.name}-{index}", now)
     if isinstance(result, ValidationFailure) and _is_request_check(result, version):
-        return _failed(index, result.error)
+        return _failed(index, result.error), None
     if acks not in (-1, 0, 1):
-        return _failed(index, ErrorCode.INVALID_REQUIRED_ACKS)
+        return _failed(index, ErrorCode.INVALID_REQUIRED_ACKS), None
     if (isinstance(result, ValidatedRecords) and result.is_transactional
             and transactional_id is not None):
         refused = _verify_transaction(plog, index, result, version,
                                       verified, (topic.name, index))
         if refused is not None:
-            return refused
+            return refused, None
     if topic.internal:
-        return _failed(index, ErrorCode.INVALID_TOPIC_EXCEPTION)
+        return _failed(index, ErrorCode.INVALID_TOPIC_EXCEPTION), None
     if isinstance(result, ValidationFailure):
-        return _validation_failed(index, result, plog)
-    return _append(broker, topic, index, plog, config, records, result, now)
+        return _validation_failed(index, result, plog), None
+    response = _append(broker, topic, index, plog, config, records, result, now)
+    return response, (plog if response.error_code == ErrorCode.NONE else None)
 
 
 def _validate(records: memoryview, version: int, config: LogConfig, tp: str, now: int
