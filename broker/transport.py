@@ -267,13 +267,25 @@ async def _write_all(sock: Any, buffers: list[Any]) -> None:
         rest = rest[sent:]
 
 
+def _slice_fd(chunk: Any) -> int:
+    """The slice's file descriptor. A segment closed since the slice was taken (its topic
+    deleted while the answer was being written) cannot finish the frame: the connection is
+    closed, as for a peer that went away, and the client fetches again."""
+    try:
+        fd: int = chunk.fileno()
+    except ValueError as exc:  # I/O operation on closed file
+        raise trio.BrokenResourceError(f"segment closed while sending: {exc}") from exc
+    return fd
+
+
 async def _sendfile(sock: Any, chunk: Any) -> None:
-    in_fd = chunk.fileno()
     offset = chunk.position
     remaining = len(chunk)
     while remaining > 0:
         try:
-            sent = os.sendfile(_fileno(sock), in_fd, offset, remaining)
+            # Both descriptors looked up again after every wait: one closed meanwhile must
+            # fail, not name a file opened since under the same number.
+            sent = os.sendfile(_fileno(sock), _slice_fd(chunk), offset, remaining)
         except BlockingIOError:
             await _wait_writable(sock)
             continue
@@ -287,7 +299,7 @@ async def _sendfile(sock: Any, chunk: Any) -> None:
 
 
 async def _copy_slice(stream: trio.abc.SendStream, chunk: Any) -> None:
-    fd = chunk.fileno()
+    fd = _slice_fd(chunk)
     offset = chunk.position
     remaining = len(chunk)
     while remaining > 0:

@@ -72,3 +72,35 @@ async def test_a_client_that_resets_during_sendfile_loses_only_its_connection(
 
     assert await trio.to_thread.run_sync(consume_all) == BATCHES * RECORDS_PER_BATCH
     assert "internal error" not in caplog.text
+
+
+async def test_a_topic_deleted_while_its_fetch_answer_is_sent_closes_only_that_connection(
+        broker: RunningBroker, caplog: pytest.LogCaptureFixture) -> None:
+    """The answer's file slices point at segments that deletion closes: the connection is
+    closed (the client fetches again), the broker logs no internal error and keeps serving."""
+    broker.broker.topics.create("doomed", 1)
+    plog = broker.broker.topics.log("doomed", 0)
+    assert plog is not None
+    for _ in range(BATCHES):
+        plog.append(build_batch([Record(i, 0, None, VALUE, [])
+                                 for i in range(RECORDS_PER_BATCH)]))
+    stream = await trio.open_tcp_stream("127.0.0.1", broker.port)
+    stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await stream.send_all(fetch_everything("doomed"))
+    first = await stream.receive_some(1)  # the answer has started; the socket fills up
+    assert first
+    await trio.sleep(0.2)  # the broker now waits for the socket to drain, mid-slice
+    broker.broker.topics.delete("doomed")
+    received = len(first)
+    with trio.fail_after(30):
+        while chunk := await stream.receive_some(1 << 16):
+            received += len(chunk)
+    assert received < BATCHES * RECORDS_PER_BATCH * len(VALUE)  # cut short, then closed
+    await stream.aclose()
+    assert "internal error" not in caplog.text
+    # Still serving: a fresh topic round-trips.
+    broker.broker.topics.create("after", 1)
+    after = broker.broker.topics.log("after", 0)
+    assert after is not None
+    after.append(build_batch([Record(0, 0, None, b"x", [])]))
+    assert after.log_end_offset == 1
