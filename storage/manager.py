@@ -19,6 +19,9 @@ recovery points), then remove the marker: from now on a crash means recovery.
 
 Shutdown: flush and close every log, write both checkpoint files, write the marker.
 
+A partition's log moves to another of the dirs (AlterReplicaLogDirs) through a
+`<topic>-<partition>.<uuid>-future` copy: `begin_move` / `finish_move`, `storage.log_move`.
+
 New partitions go to the dir with the fewest partitions. Deleting a partition renames its
 dir to `<topic>-<partition>.<uuid>-delete` (Kafka's `logDeleteDirName`) and removes it
 once `file.delete.delay.ms` has passed, from `cleanup_logs` / `delete_pending`.
@@ -56,6 +59,7 @@ from typing import TYPE_CHECKING
 from storage.config import LogConfig
 from storage.errors import InconsistentClusterId, StorageError
 from storage.log import PartitionLog, fsync_dir, wall_clock_ms
+from storage.log_move import FUTURE_DIR_SUFFIX, LogMove, log_future_dir_name
 from storage.segment import HandleCache
 
 if TYPE_CHECKING:
@@ -79,7 +83,6 @@ CLEAN_SHUTDOWN_FILE_NAME = ".kafka_cleanshutdown"
 META_PROPERTIES_FILE = "meta.properties"
 LOCK_FILE_NAME = ".lock"
 DELETE_DIR_SUFFIX = "-delete"
-FUTURE_DIR_SUFFIX = "-future"
 STRAY_DIR_SUFFIX = "-stray"
 _CHECKPOINT_VERSION = 0
 
@@ -260,6 +263,8 @@ class LogManager:
         self._logs: dict[TopicPartition, PartitionLog] = {}
         self._log_dir_of: dict[TopicPartition, str] = {}
         self._pending_dir_deletes: list[tuple[int, str]] = []
+        self._future_dirs: list[str] = []
+        self._moves: dict[TopicPartition, LogMove] = {}
         self._lock_files: list[int] = []
         self.directory_ids: dict[str, str] = {}
         self.had_clean_shutdown: dict[str, bool] = {}
@@ -275,6 +280,7 @@ class LogManager:
                 self._load_meta(d)
             for d in self.log_dirs:
                 self._load_logs(d)
+            self._resolve_future_dirs()
         except BaseException:
             self._unlock_dirs()
             raise
@@ -355,7 +361,10 @@ class LogManager:
                     (now + self.default_config.file_delete_delay_ms, path)
                 )
                 continue
-            if name.endswith((FUTURE_DIR_SUFFIX, STRAY_DIR_SUFFIX)):
+            if name.endswith(FUTURE_DIR_SUFFIX):
+                self._future_dirs.append(path)
+                continue
+            if name.endswith(STRAY_DIR_SUFFIX):
                 continue
             tp = parse_topic_partition_name(name)
             if tp is None:
@@ -383,6 +392,29 @@ class LogManager:
         if clean:
             os.unlink(marker)
             fsync_dir(d)
+
+    def _resolve_future_dirs(self) -> None:
+        """`-future` dirs left by a move that a crash interrupted (`storage.log_move`): a
+        partial copy beside its partition's log is removed; a complete one whose partition
+        has no log (the crash came between the two renames) becomes the log, recovered."""
+        for path in self._future_dirs:
+            d, name = os.path.split(path)
+            tp = parse_topic_partition_name(name.split(".", 1)[0])
+            if tp is None or tp in self._logs:
+                shutil.rmtree(path, ignore_errors=True)
+                fsync_dir(d)
+                continue
+            final = os.path.join(d, tp.dir_name())
+            os.rename(path, final)
+            fsync_dir(d)
+            log = PartitionLog.open(
+                final, self._config_for(tp.topic), clock=self._clock,
+                had_clean_shutdown=False, handle_cache=self.handle_cache, rng=self._rng,
+                topic=tp.topic, partition=tp.partition)
+            log.inline_flush = self.inline_flush
+            self._logs[tp] = log
+            self._log_dir_of[tp] = d
+        self._future_dirs.clear()
 
     # -- access -----------------------------------------------------------------------
 
@@ -456,6 +488,90 @@ class LogManager:
             for tp, log in self._logs.items():
                 if tp.topic == topic:
                     log.update_config(config)
+
+    # -- moving a log to another log dir (storage.log_move) ----------------------------
+
+    def begin_move(self, topic: str, partition: int, dest_dir: str) -> LogMove | None:
+        """Start moving the partition's log to `dest_dir`: roll it and reserve the future
+        dir. None when the log is already in `dest_dir`. Raises ValueError when `dest_dir`
+        is not one of `log_dirs`, KeyError when there is no such log, StorageError when
+        the log is being moved already. Then: `move.copy_bulk()` in a worker thread, and
+        `finish_move(move)` (or `abort_move(move)` if the copy failed)."""
+        if dest_dir not in self.log_dirs:
+            raise ValueError(f"{dest_dir} is not a log dir")
+        tp = TopicPartition(topic, partition)
+        with self._lock:
+            self._check_open()
+            log = self._logs[tp]
+            source = self._log_dir_of[tp]
+            if source == dest_dir:
+                return None
+            if tp in self._moves:
+                raise StorageError(f"{tp.dir_name()} is being moved already")
+            log.roll()
+            move = LogMove(topic, partition, log, source, dest_dir,
+                           os.path.join(dest_dir, log_future_dir_name(topic, partition)),
+                           immutable_below=log.active_segment.base_offset)
+            self._moves[tp] = move
+            return move
+
+    def finish_move(self, move: LogMove) -> PartitionLog | None:
+        """Copy the rest with the log closed, swap the dirs and reopen the log in its new
+        dir (see `storage.log_move`). Blocks appends to the partition meanwhile. None (and
+        the copy discarded) when the log was deleted or replaced during the bulk copy.
+        `OSError` from the copy leaves the old log closed: the caller must not go on."""
+        tp = TopicPartition(move.topic, move.partition)
+        with self._lock:
+            self._moves.pop(tp, None)
+            log = self._logs.get(tp)
+            if log is not move.log or self._closed:
+                move.discard()
+                return None
+            log.close(flush=True)
+            doomed = os.path.join(move.source_dir, log_delete_dir_name(tp))
+            try:
+                move.copy_rest()
+                os.rename(log.dir, doomed)
+            except OSError:
+                move.discard()
+                self._reopen(tp, log, move.source_dir, log.dir)
+                raise
+            fsync_dir(move.source_dir)
+            final = os.path.join(move.dest_dir, tp.dir_name())
+            os.rename(move.future_path, final)
+            fsync_dir(move.dest_dir)
+            moved = self._reopen(tp, log, move.dest_dir, final)
+            self._pending_dir_deletes.append(
+                (self._clock() + log.config.file_delete_delay_ms, doomed))
+            if self._cleaner is not None:
+                self._cleaner.forget(move.topic, move.partition, move.source_dir)
+            self._write_checkpoints(move.source_dir)
+            self._write_checkpoints(move.dest_dir)
+            return moved
+
+    def _reopen(self, tp: TopicPartition, old: PartitionLog, d: str, path: str
+                ) -> PartitionLog:
+        log = PartitionLog.open(
+            path, old.config, clock=self._clock, recovery_point=old.recovery_point,
+            log_start_offset=old.log_start_offset, had_clean_shutdown=True,
+            handle_cache=self.handle_cache, rng=self._rng, topic=tp.topic,
+            partition=tp.partition)
+        log.inline_flush = self.inline_flush
+        self._logs[tp] = log
+        self._log_dir_of[tp] = d
+        return log
+
+    def abort_move(self, move: LogMove) -> None:
+        """Give up a move before `finish_move` (its bulk copy failed): drop the copy."""
+        with self._lock:
+            if self._moves.get(TopicPartition(move.topic, move.partition)) is move:
+                del self._moves[TopicPartition(move.topic, move.partition)]
+        move.discard()
+
+    def moves(self) -> list[LogMove]:
+        """The moves under way (DescribeLogDirs lists them as future replicas)."""
+        with self._lock:
+            return list(self._moves.values())
 
     # -- deletion ---------------------------------------------------------------------
 

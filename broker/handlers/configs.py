@@ -24,6 +24,16 @@ Topic configs are validated by `storage.LogConfig` (INVALID_CONFIG) and applied 
 the topic registry. Broker configs go through `broker.dynamic_config`. Not served: GROUP
 (32) and CLIENT_METRICS (16) resources, which need a group coordinator and client metrics:
 they answer INVALID_REQUEST.
+
+ListConfigResources (74) v0-1 (KIP-1142; v0 was ListClientMetricsResources), as Kafka
+4.4's `KafkaApis.handleListConfigResources`: the resources that have configs, for the
+requested resource types (none: every type the version knows: CLIENT_METRICS for v0;
+TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS and GROUP for v1). A type the version does
+not know fails the request with UNSUPPORTED_VERSION and no resources. In Kafka's order:
+groups with group configs and client metrics resources (neither exists here, as we serve
+neither config), then this broker as a BROKER_LOGGER and as a BROKER (its node id), then
+every topic, internal ones included (sorted by name; Kafka lists them in hash order). A
+type named twice is listed once.
 """
 
 from __future__ import annotations
@@ -70,6 +80,11 @@ from protocol.messages.incremental_alter_configs_response import (
 )
 from protocol.messages.incremental_alter_configs_response import (
     IncrementalAlterConfigsResponse,
+)
+from protocol.messages.list_config_resources_request import ListConfigResourcesRequest
+from protocol.messages.list_config_resources_response import (
+    ConfigResource,
+    ListConfigResourcesResponse,
 )
 from storage import LogConfig
 from storage.errors import InvalidConfig
@@ -512,3 +527,29 @@ def handle_incremental_alter_configs(ctx: RequestContext,
         IncrementalResourceResponse(error_code=code, error_message=message,
                                     resource_type=r.resource_type, resource_name=r.resource_name)
         for r, (code, message) in zip(request.resources, outcomes, strict=True)])
+
+
+# -- ListConfigResources --------------------------------------------------------------------
+
+#: The resource types each version of ListConfigResources lists (v0: client metrics only).
+LISTABLE_TYPES = {0: (CLIENT_METRICS,), 1: (TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP)}
+
+
+@handles(74, 0, 1)
+def handle_list_config_resources(ctx: RequestContext, request: ListConfigResourcesRequest
+                                 ) -> ListConfigResourcesResponse:
+    supported = LISTABLE_TYPES[min(ctx.api_version, 1)]
+    wanted = set(request.resource_types or supported)
+    if not wanted <= set(supported):
+        return ListConfigResourcesResponse(error_code=ErrorCode.UNSUPPORTED_VERSION)
+    node = str(ctx.broker.node_id)
+    found: list[ConfigResource] = []
+    # GROUP and CLIENT_METRICS: no such resources (their configs are not served).
+    if BROKER_LOGGER in wanted:
+        found.append(ConfigResource(resource_name=node, resource_type=BROKER_LOGGER))
+    if BROKER in wanted:
+        found.append(ConfigResource(resource_name=node, resource_type=BROKER))
+    if TOPIC in wanted:
+        found += [ConfigResource(resource_name=name, resource_type=TOPIC)
+                  for name in sorted(t.name for t in ctx.broker.topics)]
+    return ListConfigResourcesResponse(error_code=ErrorCode.NONE, config_resources=found)
