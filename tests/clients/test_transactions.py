@@ -152,6 +152,11 @@ async def test_confluent_zombie_is_fenced(broker, make_topic):
 # ------------------------------------------------------------- consume-transform-produce
 
 
+# Slow-marked (make test-all) until an intermittent hang is understood: in about one run
+# in ten on a loaded machine (and once in a CI run), the fourth app instance initialises
+# (epoch 3) and then completes no transaction until the 120 s timeout; the broker logs
+# nothing after the InitProducerId. Not seen in 16 runs on their own.
+@pytest.mark.slow
 async def test_consume_transform_produce_survives_sigkills(broker, make_topic):
     make_topic("ctp-in", 1)
     make_topic("ctp-out", 1)
