@@ -23,6 +23,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ import pytest
 import trio
 
 from broker.metadata import Topic
+from protocol.records import build_batch
 
 T = TypeVar("T")
 KCAT_TIMEOUT_S = 60
@@ -68,3 +70,26 @@ async def run_kcat(kcat: str, *args: str, stdin: bytes = b"") -> subprocess.Comp
     with trio.fail_after(KCAT_TIMEOUT_S):
         return await trio.run_process([kcat, *args], stdin=stdin, capture_stdout=True,
                                       capture_stderr=True, check=False)
+
+
+def produce(running: Any, topic: str, partitions: int, per_partition: int,
+            tag: str = "r") -> set[bytes]:
+    """Append `per_partition` records to each partition of `topic` straight into the logs
+    (values `<tag>-<partition>-<i>`), wake long polls, and return the values."""
+    values = set()
+    for p in range(partitions):
+        batch = [(None, f"{tag}-{p}-{i}".encode()) for i in range(per_partition)]
+        running.broker.topics.log(topic, p).append(build_batch(batch))
+        running.broker.waiters.notify(topic, p)
+        values.update(v for _, v in batch)
+    return values
+
+
+def wait_for(condition: Callable[[], bool], step: Callable[[], None], what: str,
+             timeout_s: float = 40) -> None:
+    """Call `step` until `condition` holds; fail (not hang) after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        step()

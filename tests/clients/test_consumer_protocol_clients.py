@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,7 @@ from typing import Any
 import pytest
 import trio
 
-from protocol.records import build_batch
-from tests.clients.conftest import in_thread
-
-TIMEOUT_S = 40
+from tests.clients.conftest import in_thread, produce, wait_for
 
 
 @pytest.fixture
@@ -40,25 +36,6 @@ def broker_config(tmp_path) -> dict[str, Any]:
         "group.consumer.session.timeout.ms": "2000",
         "group.consumer.heartbeat.interval.ms": "200",
     }
-
-
-def produce(running: Any, topic: str, partitions: int, per_partition: int,
-            tag: str = "r") -> set[bytes]:
-    values = set()
-    for p in range(partitions):
-        batch = [(None, f"{tag}-{p}-{i}".encode()) for i in range(per_partition)]
-        running.broker.topics.log(topic, p).append(build_batch(batch))
-        running.broker.waiters.notify(topic, p)
-        values.update(v for _, v in batch)
-    return values
-
-
-def wait_for(condition: Callable[[], bool], step: Callable[[], None], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        step()
 
 
 CONF = {"group.protocol": "consumer", "enable.auto.commit": False,

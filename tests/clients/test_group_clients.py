@@ -23,7 +23,7 @@ import trio
 from broker.config import BrokerConfig
 from broker.server import Broker
 from protocol.records import build_batch
-from tests.clients.conftest import in_asyncio, in_thread
+from tests.clients.conftest import in_asyncio, in_thread, produce, wait_for
 
 TIMEOUT_S = 40
 
@@ -37,26 +37,6 @@ def broker_config(tmp_path) -> dict[str, Any]:
         "group.min.session.timeout.ms": "500",
         "offsets.topic.num.partitions": "5",
     }
-
-
-def produce(running: Any, topic: str, partitions: int, per_partition: int,
-            tag: str = "r") -> set[bytes]:
-    values = set()
-    for p in range(partitions):
-        batch = [(None, f"{tag}-{p}-{i}".encode()) for i in range(per_partition)]
-        running.broker.topics.log(topic, p).append(build_batch(batch))
-        running.broker.waiters.notify(topic, p)
-        values.update(v for _, v in batch)
-    return values
-
-
-def wait_for(condition: Callable[[], bool], step: Callable[[], None], what: str) -> None:
-    """Call `step` until `condition` holds; fail (not hang) after TIMEOUT_S."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        step()
 
 
 # ------------------------------------------------------------------------ confluent-kafka
