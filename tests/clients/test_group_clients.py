@@ -266,14 +266,38 @@ async def test_confluent_cooperative_sticky(broker):
 # -------------------------------------------------------------------- kafka-python, mixed
 
 
+def kafka_python_member(topic: str, bootstrap: str, **config: Any) -> Any:
+    """A kafka-python consumer subscribed to `topic`, holding the topic's metadata before it
+    first joins its group.
+
+    kafka-python 3.0.12 runs a rebalance as a task on its I/O thread, and `poll()` picks
+    the result up. Two flaws bite when that task completes while `poll()` is not waiting
+    for it (the caller is busy elsewhere, or `poll()`'s timeout ran out):
+    - if the rejoin was triggered by new metadata, the leader's own assignment marks it as
+      no longer needed, so the result is never applied: the member stops heartbeating and
+      the coordinator expires it after `session_timeout_ms`;
+    - otherwise the finished task is thrown away and the member joins again; a leader
+      rejoining forces a rebalance (as in Kafka), so a leader that keeps missing its result
+      keeps the group rebalancing.
+    Knowing the topic's partitions before the first join avoids the first; tests that put
+    kafka-python beside other clients let a librdkafka member join first and lead, so that
+    a repeated join from kafka-python (a follower) is answered without a rebalance.
+    """
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, **config)
+    assert topic in consumer.topics()
+    return consumer
+
+
 def kafka_python_group(bootstrap: str, expected: int) -> dict[str, Any]:
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
     def consumer() -> Any:
-        return KafkaConsumer("kp", bootstrap_servers=bootstrap, group_id="kp",
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             request_timeout_ms=30000, session_timeout_ms=6000,
-                             heartbeat_interval_ms=500)
+        return kafka_python_member("kp", bootstrap, group_id="kp",
+                                   enable_auto_commit=False, auto_offset_reset="earliest",
+                                   request_timeout_ms=30000, session_timeout_ms=6000,
+                                   heartbeat_interval_ms=500)
 
     first = consumer()
     got: list[bytes] = []
@@ -288,11 +312,9 @@ def kafka_python_group(bootstrap: str, expected: int) -> dict[str, Any]:
 
 
 def kafka_python_resume(bootstrap: str) -> list[bytes]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer("kp", bootstrap_servers=bootstrap, group_id="kp",
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             request_timeout_ms=30000, session_timeout_ms=6000)
+    consumer = kafka_python_member("kp", bootstrap, group_id="kp",
+                                   enable_auto_commit=False, auto_offset_reset="earliest",
+                                   request_timeout_ms=30000, session_timeout_ms=6000)
     got: list[bytes] = []
     deadline = time.monotonic() + TIMEOUT_S
     while len(got) < 2 and time.monotonic() < deadline:
@@ -313,13 +335,15 @@ async def test_kafka_python_group_commits_and_resumes(broker):
 
 
 def mixed_group(bootstrap: str) -> dict[str, Any]:
-    from kafka import KafkaConsumer
-
-    kp = KafkaConsumer("mixed", bootstrap_servers=bootstrap, group_id="mixed",
-                       enable_auto_commit=False, auto_offset_reset="earliest",
-                       session_timeout_ms=6000, heartbeat_interval_ms=300,
-                       request_timeout_ms=30000)
     ck = Member(bootstrap, "mixed", "mixed", **{"session.timeout.ms": 6000})
+    # librdkafka first, so that it leads the group (see kafka_python_member). What it reads
+    # meanwhile is neither kept nor committed: the records are all read again once shared.
+    wait_for(lambda: ck.assigned == set(range(4)), lambda: ck.consumer.poll(0.05),
+             "librdkafka to take the topic")
+    kp = kafka_python_member("mixed", bootstrap, group_id="mixed",
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             session_timeout_ms=6000, heartbeat_interval_ms=300,
+                             request_timeout_ms=30000)
     kp_values: list[bytes] = []
 
     def step() -> None:
@@ -489,15 +513,15 @@ async def test_confluent_admin_lists_describes_alters_and_deletes_groups(broker)
 
 
 def kafka_python_admin(bootstrap: str) -> dict[str, Any]:
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
     from kafka.admin import KafkaAdminClient
     from kafka.structs import OffsetAndMetadata
 
     # A session long enough that a loaded machine starving the heartbeat thread does not
     # expire the member before the group is listed as Stable.
-    consumer = KafkaConsumer("kpa", bootstrap_servers=bootstrap, group_id="kpa",
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             session_timeout_ms=30000, heartbeat_interval_ms=1000)
+    consumer = kafka_python_member("kpa", bootstrap, group_id="kpa",
+                                   enable_auto_commit=False, auto_offset_reset="earliest",
+                                   session_timeout_ms=30000, heartbeat_interval_ms=1000)
     deadline = time.monotonic() + TIMEOUT_S
     got = 0
     while got < 2 and time.monotonic() < deadline:
@@ -553,12 +577,11 @@ async def test_kafka_python_admin_lists_describes_alters_and_deletes_groups(brok
 
 
 def three_clients_group(bootstrap: str) -> dict[str, Any]:
-    """kafka-python and librdkafka polled here, aiokafka in its own thread and loop."""
+    """librdkafka and kafka-python polled here, aiokafka in its own thread and loop."""
     import asyncio
     import threading
 
     from aiokafka import AIOKafkaConsumer
-    from kafka import KafkaConsumer
 
     stop = threading.Event()
     aio: dict[str, Any] = {"parts": set(), "values": [], "error": None}
@@ -583,13 +606,17 @@ def three_clients_group(bootstrap: str) -> dict[str, Any]:
         except Exception as exc:  # reported to the test below
             aio["error"] = exc
 
+    ck = Member(bootstrap, "trio3", "trio3", **{"session.timeout.ms": 6000})
+    # librdkafka first, so that it leads the group (see kafka_python_member). What it reads
+    # meanwhile is neither kept nor committed: the records are all read again once shared.
+    wait_for(lambda: ck.assigned == set(range(6)), lambda: ck.consumer.poll(0.05),
+             "librdkafka to take the topic")
     thread = threading.Thread(target=aiokafka_thread, daemon=True)
     thread.start()
-    kp = KafkaConsumer("trio3", bootstrap_servers=bootstrap, group_id="trio3",
-                       enable_auto_commit=False, auto_offset_reset="earliest",
-                       session_timeout_ms=6000, heartbeat_interval_ms=300,
-                       request_timeout_ms=30000)
-    ck = Member(bootstrap, "trio3", "trio3", **{"session.timeout.ms": 6000})
+    kp = kafka_python_member("trio3", bootstrap, group_id="trio3",
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             session_timeout_ms=6000, heartbeat_interval_ms=300,
+                             request_timeout_ms=30000)
     kp_values: list[bytes] = []
 
     def step() -> None:
