@@ -39,7 +39,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from protocol.errors import ErrorCode
@@ -47,6 +47,7 @@ from protocol.messages.fetch_response import PartitionData
 
 if TYPE_CHECKING:
     from broker.config import BrokerConfig
+    from storage.log import PartitionLog
 
 INVALID_SESSION_ID = 0
 INITIAL_EPOCH = 0
@@ -69,9 +70,11 @@ def next_epoch(epoch: int) -> int:
 
 def partition_key(topic: str, topic_id: uuid.UUID, partition: int) -> tuple[Hashable, int]:
     """How a session names a partition: by topic id when the fetch uses ids (v13+), else
-    by topic name (Kafka's CachedPartition equality)."""
-    if topic_id != ZERO_UUID:
-        return (topic_id, partition)
+    by topic name (Kafka's CachedPartition equality). The id goes in as its 128-bit
+    integer, which hashes and compares in C (a `uuid.UUID` does both in Python)."""
+    id_int = topic_id.int
+    if id_int:
+        return (id_int, partition)
     return (topic, partition)
 
 
@@ -80,7 +83,13 @@ class FetchTarget:
     """One partition a fetch reads, with the parameters the fetcher sent for it.
 
     Sessions keep these between requests (Kafka's CachedPartition); `high_watermark` and
-    `local_log_start_offset` are what the fetcher was last told (-1: nothing yet).
+    `local_log_start_offset` are what the fetcher was last told (-1: nothing yet). `key`
+    (`partition_key`) is computed once, at construction: every request looks it up.
+
+    `log` is the partition's log as last resolved by the Fetch handler, so that a session's
+    requests do not look it up again: it stays valid while it is open, since storage closes
+    a log before it replaces or removes it (topic deletion, a move to another log dir).
+    A closed one is looked up again.
     """
 
     topic: str
@@ -93,10 +102,11 @@ class FetchTarget:
     last_fetched_epoch: int
     high_watermark: int = -1
     local_log_start_offset: int = -1
+    key: tuple[Hashable, int] = field(init=False, repr=False, compare=False)
+    log: PartitionLog | None = field(default=None, init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> tuple[Hashable, int]:
-        return partition_key(self.topic, self.topic_id, self.partition)
+    def __post_init__(self) -> None:
+        self.key = partition_key(self.topic, self.topic_id, self.partition)
 
     def update_request(self, other: FetchTarget) -> None:
         self.fetch_offset = other.fetch_offset
@@ -233,6 +243,10 @@ class FetchContext:
     """What one Fetch request reads and how its response is shaped (Kafka's FetchContext)."""
 
     error: ErrorCode = ErrorCode.NONE
+    #: Whether `respond` leaves out a partition that has no records and whose high
+    #: watermark and log start offset are what its target says the fetcher knows: the
+    #: handler may then skip such a partition instead of building its answer.
+    omits_unchanged = False
 
     def targets(self) -> list[FetchTarget]:
         """The partitions to read, in order."""
@@ -282,6 +296,8 @@ class FullFetchContext(FetchContext):
 
 
 class IncrementalFetchContext(FetchContext):
+    omits_unchanged = True
+
     def __init__(self, session: FetchSession, request_epoch: int) -> None:
         self.session = session
         self._request_epoch = request_epoch

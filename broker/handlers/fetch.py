@@ -63,6 +63,7 @@ from protocol.messages.fetch_response import (
     FetchResponse,
     LeaderIdAndEpoch,
     PartitionData,
+    SnapshotId,
 )
 from storage.errors import OffsetOutOfRange, StorageError
 
@@ -70,6 +71,28 @@ API_KEY = 1
 #: A one-node cluster: every partition's leader epoch.
 LEADER_EPOCH = 0
 READ_COMMITTED = 1
+
+# Response parts every partition without a divergence, leader change or snapshot shares.
+# Response objects are built, encoded and dropped: nothing changes them after they are
+# built (a partition that needs one of these parts gets its own object).
+_NO_DIVERGENCE = EpochEndOffset()
+_NO_LEADER = LeaderIdAndEpoch()
+_NO_SNAPSHOT = SnapshotId()
+_NO_TAGS: list[tuple[int, bytes]] = []
+
+
+def _partition(partition: int, error: int, high_watermark: int, last_stable_offset: int,
+               log_start_offset: int, aborted: list[AbortedTransaction] | None,
+               records: Any) -> PartitionData:
+    """A response partition with no diverging epoch, leader or snapshot: one object, all
+    fields given (the dataclass's defaults would build four more per partition)."""
+    return PartitionData(partition, error, high_watermark, last_stable_offset,
+                         log_start_offset, _NO_DIVERGENCE, _NO_LEADER, _NO_SNAPSHOT, aborted,
+                         -1, records, _NO_TAGS)
+
+
+def _failed(partition: int, error: ErrorCode, *, aborted: list[Any] | None) -> PartitionData:
+    return _partition(partition, error, -1, -1, -1, aborted, b"")
 
 
 def _targets(version: int, request: FetchRequest) -> tuple[dict[Key, FetchTarget], list[Key]]:
@@ -81,11 +104,9 @@ def _targets(version: int, request: FetchRequest) -> tuple[dict[Key, FetchTarget
         name = "" if by_id else topic.topic
         topic_id = topic.topic_id if by_id else ZERO_UUID
         for p in topic.partitions:
-            target = FetchTarget(
-                topic=name, topic_id=topic_id, partition=p.partition,
-                fetch_offset=p.fetch_offset, log_start_offset=p.log_start_offset,
-                max_bytes=p.partition_max_bytes, current_leader_epoch=p.current_leader_epoch,
-                last_fetched_epoch=p.last_fetched_epoch)
+            target = FetchTarget(  # positional, in FetchTarget's field order: the hot path
+                name, topic_id, p.partition, p.fetch_offset, p.log_start_offset,
+                p.partition_max_bytes, p.current_leader_epoch, p.last_fetched_epoch)
             targets[target.key] = target
     forget: list[Key] = []
     for forgotten in request.forgotten_topics_data:
@@ -97,14 +118,17 @@ def _targets(version: int, request: FetchRequest) -> tuple[dict[Key, FetchTarget
     return targets, forget
 
 
-def _failed(partition: int, error: ErrorCode, *, aborted: list[Any] | None) -> PartitionData:
-    return PartitionData(
-        partition_index=partition, error_code=error, high_watermark=-1, last_stable_offset=-1,
-        log_start_offset=-1, aborted_transactions=aborted, records=b"")
-
-
 class _Fetch:
-    """One Fetch request being served: its resolved partitions, its reads."""
+    """One Fetch request being served: its resolved partitions, its reads.
+
+    Cost: a consumer of many partitions (librdkafka sends every assigned partition in
+    every request, without a session) mostly asks partitions that have nothing new, so
+    the work per partition is kept small: the topic is resolved once per run of its
+    partitions, the log once per read (the first read uses the logs resolved when the
+    request came: nothing can change in between, since nothing is awaited), and a
+    partition whose fetch offset is its read limit (the high watermark, or the last stable
+    offset for read_committed) is answered from the log's offsets without a read.
+    """
 
     def __init__(self, ctx: RequestContext, request: FetchRequest, context: FetchContext
                  ) -> None:
@@ -118,27 +142,43 @@ class _Fetch:
         self.read_committed = request.isolation_level == READ_COMMITTED
         self.max_bytes = min(request.max_bytes, self.broker.config["fetch.max.bytes"])
         self.min_bytes = min(request.min_bytes, self.max_bytes)
-        #: (target, topic name) of each partition that existed when the request came.
-        self.readable: list[tuple[FetchTarget, str]] = []
+        self.omits_unchanged = context.omits_unchanged
+        #: the partitions that existed when the request came, with their topic names and
+        #: logs as resolved then (three parallel lists: no object per partition).
+        self.readable: list[FetchTarget] = []
+        self.names: list[str] = []
+        self._logs: list[Any] = []
         #: partitions that failed the lookup, answered last.
         self.erroneous: list[tuple[FetchTarget, PartitionData]] = []
+        self._resolve(context.targets())
+
+    def _resolve(self, targets: list[FetchTarget]) -> None:
         topics = self.broker.topics
-        for target in context.targets():
-            if self.version >= 13:
-                topic = topics.by_id(target.topic_id)
-                if topic is None:
+        by_id = self.version >= 13
+        previous: Any = None  # the topic id (v13+) or name of the previous target
+        name = ""
+        for target in targets:
+            if by_id:
+                if target.topic_id is not previous:  # usually the same object: one lookup
+                    previous = target.topic_id
+                    topic = topics.by_id(previous)
+                    name = topic.name if topic is not None else ""
+                if not name:
                     self.erroneous.append((target, _failed(
                         target.partition, ErrorCode.UNKNOWN_TOPIC_ID, aborted=[])))
                     continue
-                name = topic.name
             else:
                 name = target.topic
-            log = topics.log(name, target.partition)
-            if log is None:
-                self.erroneous.append((target, _failed(
-                    target.partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, aborted=[])))
-                continue
-            self.readable.append((target, name))
+            log = target.log  # a session's partition: resolved by an earlier request
+            if log is None or log.closed:
+                log = target.log = topics.log(name, target.partition)
+                if log is None:
+                    self.erroneous.append((target, _failed(
+                        target.partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, aborted=[])))
+                    continue
+            self.readable.append(target)
+            self.names.append(name)
+            self._logs.append(log)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -181,23 +221,35 @@ class _Fetch:
             return _failed(target.partition, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, aborted=None)
         return log
 
-    def _read_one(self, target: FetchTarget, name: str, limit: int, min_one: bool
-                  ) -> PartitionData:
-        log = self._log(target, name)
-        if isinstance(log, PartitionData):
-            return log
-        checked = self._check(target, log)
-        if checked is not None:
-            return checked
+    def _read_one(self, target: FetchTarget, log: Any, limit: int, min_one: bool
+                  ) -> PartitionData | None:
+        """The partition's answer; None for one with nothing new that the response leaves
+        out anyway (`FetchContext.omits_unchanged`)."""
+        if (target.current_leader_epoch > LEADER_EPOCH or self.from_follower
+                or target.last_fetched_epoch >= 0):
+            checked = self._check(target, log)
+            if checked is not None:
+                return checked
         partition = target.partition
         max_bytes = min(target.max_bytes, limit)
         if max_bytes < 0:
             return _failed(partition, ErrorCode.UNKNOWN_SERVER_ERROR, aborted=None)
         committed = self.read_committed
+        offset = target.fetch_offset
         lso = log.last_stable_offset
+        high_watermark = log.high_watermark
+        log_start = log.log_start_offset
+        if offset == (lso if committed else high_watermark) and offset >= log_start \
+                and not log.closed:
+            # Nothing to read: what `log.read` would answer, without reading.
+            if self.omits_unchanged and target.high_watermark == high_watermark \
+                    and target.local_log_start_offset == log_start:
+                return None
+            return _partition(partition, ErrorCode.NONE, high_watermark, lso, log_start,
+                              [] if committed else None, b"")
         try:
-            info = log.read(target.fetch_offset, max_bytes,
-                            max_offset=lso if committed else log.high_watermark,
+            info = log.read(offset, max_bytes,
+                            max_offset=lso if committed else high_watermark,
                             min_one_message=min_one, collect_aborted=committed,
                             single_segment=True)
         except OffsetOutOfRange:
@@ -213,26 +265,35 @@ class _Fetch:
         if committed:
             aborted = [AbortedTransaction(producer_id=pid, first_offset=first)
                        for pid, first in info.aborted_transactions or ()]
-        return PartitionData(
-            partition_index=partition, high_watermark=info.high_watermark,
-            last_stable_offset=lso, log_start_offset=info.log_start_offset,
-            aborted_transactions=aborted, records=records)
+        return _partition(partition, ErrorCode.NONE, info.high_watermark, lso,
+                          info.log_start_offset, aborted, records)
 
-    def read(self) -> tuple[list[tuple[FetchTarget, PartitionData]], int, bool]:
+    def _current_logs(self) -> list[Any]:
+        """Each readable partition's log looked up again (after a wait: a topic may have
+        been deleted or re-created meanwhile), or the error that replaces its read."""
+        return [self._log(target, name) for target, name in zip(self.readable, self.names,
+                                                                strict=True)]
+
+    def read(self, logs: list[Any]) -> tuple[list[tuple[FetchTarget, PartitionData]], int, bool]:
         """Read every partition: (results, bytes read, whether to answer at once)."""
-        results = []
+        results: list[tuple[FetchTarget, PartitionData]] = []
         limit = self.max_bytes
         min_one = True
         total = 0
         done = False
-        for target, name in self.readable:
-            data = self._read_one(target, name, limit, min_one)
-            size = len(data.records) if data.records is not None else 0
-            if size > 0:
+        read_one = self._read_one
+        for target, log in zip(self.readable, logs, strict=True):
+            data = log if isinstance(log, PartitionData) else read_one(target, log, limit,
+                                                                        min_one)
+            if data is None:
+                continue
+            records = data.records
+            if records:
+                size = len(records)
                 min_one = False
-            limit = max(0, limit - size)
-            total += size
-            if data.error_code != ErrorCode.NONE or data.diverging_epoch.epoch != -1:
+                limit = max(0, limit - size)
+                total += size
+            elif data.error_code != ErrorCode.NONE or data.diverging_epoch.epoch != -1:
                 done = True
             results.append((target, data))
         return results, total, done
@@ -241,8 +302,12 @@ class _Fetch:
         """Bytes each partition could return within its own limit (Kafka's DelayedFetch
         estimate) and whether any partition now fails."""
         total = 0
-        for target, name in self.readable:
-            data = self._read_one(target, name, max(target.max_bytes, 0), True)
+        for target, log in zip(self.readable, self._current_logs(), strict=True):
+            if isinstance(log, PartitionData):
+                return total, True
+            data = self._read_one(target, log, max(target.max_bytes, 0), True)
+            if data is None:
+                continue
             if data.error_code != ErrorCode.NONE or data.diverging_epoch.epoch != -1:
                 return total, True
             size = len(data.records) if data.records is not None else 0
@@ -250,11 +315,12 @@ class _Fetch:
         return total, False
 
     async def run(self) -> list[tuple[FetchTarget, PartitionData]]:
-        results, total, done = self.read()
+        results, total, done = self.read(self._logs)
         wait_ms = self.request.max_wait_ms
         if not (done or not self.readable or wait_ms <= 0 or total >= self.min_bytes):
             deadline = trio.current_time() + wait_ms / 1000
-            keys = [(name, target.partition) for target, name in self.readable]
+            keys = [(name, target.partition)
+                    for target, name in zip(self.readable, self.names, strict=True)]
             while True:
                 remaining = deadline - trio.current_time()
                 if remaining <= 0:
@@ -264,7 +330,7 @@ class _Fetch:
                 available, failing = self.available()
                 if failing or available >= self.min_bytes:
                     break
-            results, _total, _done = self.read()
+            results, _total, _done = self.read(self._current_logs())
         return results + self.erroneous
 
     # -- the response ----------------------------------------------------------------------
@@ -273,17 +339,20 @@ class _Fetch:
                  results: list[tuple[FetchTarget, PartitionData]]) -> FetchResponse:
         by_id = self.version >= 13
         topics: list[FetchableTopicResponse] = []
-        previous: Key | None = None
+        previous: Any = None
+        partitions: list[PartitionData] = []
         for target, data in results:
-            topic_key = (target.topic_id, 0) if by_id else (target.topic, 0)
+            # A partition's key starts with its topic id (v13+) or name.
+            topic_key = target.key[0]
             if topics and topic_key == previous:
-                topics[-1].partitions.append(data)
+                partitions.append(data)
                 continue
             previous = topic_key
+            partitions = [data]
             topics.append(FetchableTopicResponse(
                 topic="" if by_id else target.topic,
                 topic_id=target.topic_id if by_id else ZERO_UUID,
-                partitions=[data]))
+                partitions=partitions))
         response = FetchResponse(responses=topics)
         if self.version >= 7:
             response.error_code = error
@@ -309,13 +378,21 @@ async def handle_fetch(ctx: RequestContext, request: FetchRequest) -> FetchRespo
 
 
 def _count(fetch: _Fetch, sent: list[tuple[FetchTarget, PartitionData]]) -> None:
-    """Bytes out and failures per topic: one counter update per partition sent."""
+    """Bytes out and failures per topic: one counter update per partition sent with
+    records or an error."""
     metrics = fetch.broker.metrics
-    names = {target.key: name for target, name in fetch.readable} if fetch.version >= 13 \
-        else None
+    by_id = fetch.version >= 13
+    names: dict[Key, str] | None = None
     for target, data in sent:
-        name = target.topic if names is None else names.get(target.key, "")
+        records = data.records
+        if not records and data.error_code == ErrorCode.NONE:
+            continue
+        name = target.topic
+        if by_id:
+            if names is None:
+                names = {t.key: n for t, n in zip(fetch.readable, fetch.names, strict=True)}
+            name = names.get(target.key, "")
         if data.error_code != ErrorCode.NONE:
             metrics.fetch_failed(name, data.error_code)
-        elif data.records:
-            metrics.fetched(name, len(data.records))
+        elif records:
+            metrics.fetched(name, len(records))

@@ -489,6 +489,58 @@ async def test_partitions_with_records_rotate_to_the_end(broker, wire) -> None:
     assert sizes == [[(0, batch)], [(1, batch)], [(0, batch)]]
 
 
+async def test_a_partition_without_records_is_sent_when_its_offsets_change(broker, wire
+                                                                            ) -> None:
+    """Incremental answers leave out partitions with nothing new, but a partition with no
+    records to return is still sent when its high watermark or log start offset is not
+    what the fetcher was last told (Kafka's CachedPartition.maybeUpdateResponseData)."""
+    make_topic(broker, "t", 2)
+    full = await wire.request(FETCH, 12, request(
+        12, "t", ZERO, [part(0), part(1)], session_epoch=0))
+    session = full.session_id
+    append(broker, "t", 0, 3)
+    append(broker, "t", 1, 3)
+    # The fetcher skips to the end of partition 0: nothing to read, but a new high watermark.
+    skipped = await wire.request(FETCH, 12, FetchRequest(session_id=session, session_epoch=1,
+                                                         topics=[FetchTopic(topic="t", partitions=[
+                                                             part(0, offset=3)])]))
+    assert [(p.partition_index, p.high_watermark, base_offsets(p.records))
+            for _, _, p in flat(skipped)] == [(0, 3, []), (1, 3, [0])]
+    moved = await wire.request(FETCH, 12, FetchRequest(session_id=session, session_epoch=2,
+                                                       topics=[FetchTopic(topic="t", partitions=[
+                                                           part(1, offset=3)])]))
+    assert flat(moved) == []
+    broker.broker.topics.log("t", 0).delete_records(2)
+    start = await wire.request(FETCH, 12, FetchRequest(session_id=session, session_epoch=3))
+    assert [(p.partition_index, p.log_start_offset, len(p.records))
+            for _, _, p in flat(start)] == [(0, 2, 0)]
+    quiet = await wire.request(FETCH, 12, FetchRequest(session_id=session, session_epoch=4))
+    assert flat(quiet) == []
+
+
+async def test_a_session_follows_its_topic_through_deletion_and_recreation(broker, wire
+                                                                          ) -> None:
+    """A session keeps each partition's log between requests: once the topic is deleted
+    its partition fails, and once re-created the session reads the new log."""
+    make_topic(broker, "t")
+    append(broker, "t", 0, 2)
+    full = await wire.request(FETCH, 12, request(
+        12, "t", ZERO, [part(0, offset=2)], session_epoch=0))
+    session = full.session_id
+    quiet = await wire.request(FETCH, 12, FetchRequest(session_id=session, session_epoch=1))
+    assert flat(quiet) == []
+    broker.broker.topics.delete("t")
+    gone = await wire.request(FETCH, 12, FetchRequest(session_id=session, session_epoch=2))
+    assert [(n, p.error_code) for n, _, p in flat(gone)] == [
+        ("t", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)]
+    make_topic(broker, "t")
+    append(broker, "t", 0, 1)
+    back = await wire.request(FETCH, 12, FetchRequest(session_id=session, session_epoch=3, topics=[
+        FetchTopic(topic="t", partitions=[part(0, offset=0)])]))
+    [(_, _, p)] = flat(back)
+    assert (p.error_code, p.high_watermark, base_offsets(p.records)) == (0, 1, [0])
+
+
 @pytest.mark.parametrize("broker_config", [
     {"max.incremental.fetch.session.cache.slots": "0"}], indirect=True)
 async def test_no_sessions_without_cache_slots(broker, wire) -> None:
