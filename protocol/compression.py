@@ -22,6 +22,15 @@ What `compress` writes: gzip one member; snappy in xerial framing with 32 KiB bl
 snappy-java's `SnappyOutputStream` writes for the Java client); lz4 one frame of independent
 64 KiB blocks (the block size Kafka's `Lz4BlockOutputStream` uses); zstd one frame.
 
+`decompress_view` is `decompress` for a caller that only reads the records once (the
+produce path's validation): the result is a view of a buffer that belongs to the thread and
+is reused by its next call, so a 1-MB batch costs no allocation and no fresh pages. zstd is
+decoded with one `readinto` of the library's reader straight into that buffer; lz4 by the C
+decoder of `protocol._speedups` (`fastscan.lz4_frames_into`), which handles the frames real
+clients write and leaves anything else (checksums, dictionaries, skippable frames, any
+damage) to the lz4 library; the other codecs decompress as `decompress` does. Results and
+errors are those of `decompress`.
+
 Every decoding failure raises `DecompressionError` (a `ProtocolError`); an unknown codec id
 raises plain `ProtocolError`. `max_size` bounds the decompressed output: a stream that would
 inflate beyond it raises `DecompressionLimitError` before the memory is spent
@@ -31,17 +40,22 @@ inflate beyond it raises `DecompressionLimitError` before the memory is spent
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
+from collections.abc import Callable
+from typing import cast
 
 import lz4.frame
 import snappy
 import zstandard
 
+from protocol import fastscan
 from protocol.errors import ProtocolError
 
 __all__ = [
     "compress",
     "decompress",
+    "decompress_view",
     "DecompressionError",
     "DecompressionLimitError",
     "XERIAL_HEADER",
@@ -108,19 +122,39 @@ def decompress(
     """
     codec = int(codec)
     limit = max_size if max_size is not None else -1
+    out = cast(bytes, _decoding(codec, _DECODERS.get(codec), data, limit))
+    if limit >= 0 and len(out) > limit:
+        raise _too_big(limit)
+    return out
+
+
+def decompress_view(
+    codec: int, data: bytes | bytearray | memoryview, max_size: int | None = None
+) -> memoryview:
+    """`decompress`, into the thread's reusable buffer: the view is valid until the next
+    `decompress_view` call on this thread (drop it before then). Same results, same errors.
+    """
+    codec = int(codec)
+    limit = max_size if max_size is not None else -1
+    decoder = _VIEW_DECODERS.get(codec)
+    if decoder is None:
+        out: bytes | memoryview = decompress(codec, data, max_size)
+        return memoryview(out)
+    view = memoryview(_decoding(codec, decoder, data, limit))
+    if limit >= 0 and len(view) > limit:
+        raise _too_big(limit)
+    return view
+
+
+def _decoding(codec: int, decoder: Callable[..., bytes | memoryview] | None,
+              data: bytes | bytearray | memoryview, limit: int) -> bytes | memoryview:
+    """Run `decoder`, turning every failure into the errors `decompress` documents."""
     try:
         if codec == _NONE:
-            out = bytes(data)
-        elif codec == _GZIP:
-            out = _gunzip(data, limit)
-        elif codec == _SNAPPY:
-            out = _unsnappy(data, limit)
-        elif codec == _LZ4:
-            out = _unlz4(data, limit)
-        elif codec == _ZSTD:
-            out = _unzstd(data, limit)
-        else:
+            return bytes(data)
+        if decoder is None:
             raise ProtocolError(f"Unknown compression type id: {codec}")
+        return decoder(data, limit)
     except DecompressionError:
         raise
     except ProtocolError as e:
@@ -131,9 +165,6 @@ def decompress(
         raise DecompressionError(
             f"Failed to decompress record stream: {type(e).__name__}: {e}"
         ) from e
-    if limit >= 0 and len(out) > limit:
-        raise _too_big(limit)
-    return out
 
 
 def _too_big(limit: int) -> DecompressionLimitError:
@@ -255,10 +286,73 @@ def _unzstd(data: bytes | bytearray | memoryview, limit: int) -> bytes:
     return bytes(out)
 
 
+class _Scratch(threading.local):
+    """The thread's buffer for `decompress_view`. It grows (by doubling) to the largest
+    batch seen, up to `_KEEP_SCRATCH`; a larger one is used once and dropped. A new buffer
+    is allocated rather than the old one resized, so a view still held elsewhere keeps the
+    old one valid."""
+
+    def __init__(self) -> None:
+        self.buf = fastscan.new_bytearray(_FIRST_SCRATCH)
+
+    def grown(self, have: int, needed: int) -> bytearray:
+        """A buffer of at least `needed` bytes holding the first `have` bytes of this one."""
+        size = len(self.buf)
+        while size < needed:
+            size *= 2
+        new = fastscan.new_bytearray(size)
+        new[:have] = memoryview(self.buf)[:have]
+        if size <= _KEEP_SCRATCH:
+            self.buf = new
+        return new
+
+
+_FIRST_SCRATCH = 1 << 20
+_KEEP_SCRATCH = 16 << 20
+_scratch = _Scratch()
+
+
+def _unzstd_view(data: bytes | bytearray | memoryview, limit: int) -> memoryview:
+    """Every frame of `data` decoded by one reader straight into the scratch buffer (one
+    `readinto` when the buffer is large enough, a last one that returns 0)."""
+    if not len(data):
+        raise ProtocolError("empty zstd stream")
+    buf = _scratch.buf
+    reader = _ZSTD_DCTX.stream_reader(data, read_size=len(data), read_across_frames=True)
+    n = 0
+    while True:
+        if n == len(buf):
+            buf = _scratch.grown(n, n + 1)
+        got = reader.readinto(memoryview(buf)[n:])
+        if not got:
+            break
+        n += got
+        if limit >= 0 and n > limit:
+            raise _too_big(limit)
+    # stream_reader stops quietly at a truncated frame, so check the frame structure too.
+    _zstd_check_frames(data)
+    return memoryview(buf)[:n]
+
+
+def _unlz4_view(data: bytes | bytearray | memoryview, limit: int) -> bytes | memoryview:
+    """The C decoder into the scratch buffer (again into a larger one when it does not
+    fit); whatever it leaves alone, and a limit it would cross, goes to the library."""
+    buf = _scratch.buf
+    while True:
+        n = fastscan.lz4_frames_into(data, buf)
+        if n is None:
+            return _unlz4(data, limit)
+        if n >= 0:
+            return memoryview(buf)[:n]
+        if limit >= 0 and len(buf) > limit:
+            return _unlz4(data, limit)  # beyond the limit: the library's exact answer
+        buf = _scratch.grown(0, 2 * len(buf))
+
+
 _ZSTD_MAGIC = 0xFD2FB528
 
 
-def _zstd_check_frames(raw: bytes) -> None:
+def _zstd_check_frames(raw: bytes | bytearray | memoryview) -> None:
     """Raise `ProtocolError` unless `raw` is a whole number of complete zstd frames.
 
     Walks frame and block headers only (RFC 8878 section 3.1), no decompression.
@@ -296,3 +390,11 @@ def _zstd_check_frames(raw: bytes) -> None:
         if p > end:
             raise ProtocolError("truncated zstd frame")
         pos = p
+
+
+_DECODERS: dict[int, Callable[[bytes | bytearray | memoryview, int], bytes]] = {
+    _GZIP: _gunzip, _SNAPPY: _unsnappy, _LZ4: _unlz4, _ZSTD: _unzstd,
+}
+_VIEW_DECODERS: dict[int, Callable[[bytes | bytearray | memoryview, int], bytes | memoryview]] = {
+    _LZ4: _unlz4_view, _ZSTD: _unzstd_view,
+}

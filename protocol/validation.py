@@ -63,8 +63,14 @@ Odradek rules beyond Kafka (each one documented where Kafka differs):
 Checked per batch (header only, O(1)): everything in steps 1 and 2, `validateBatch`, the
 producer-state rules. Checked per record (needs every record decoded, compressed batches
 decompressed first, as Kafka does): record structure, key presence on compacted topics,
-timestamp bounds and the max timestamp, offset deltas. Decoding skips nothing Kafka reads
-but copies keys and values; the cost is one Python-level parse per record.
+timestamp bounds and the max timestamp, offset deltas. The common case costs no Python work
+per record: a compressed batch is decompressed into a reusable per-thread buffer
+(`compression.decompress_view`: no allocation, no copy of the batch) and the C scanner
+(`fastscan.scan_summary`) walks the records once, returning their timestamp bounds and
+whether offsets are consecutive and keys present; only when it declines or something is
+rejected does the per-record Python path run, to find Kafka's exact errors. The batch is
+never recompressed: it is appended as it came (as Kafka appends a v2 batch in place when
+the topic's `compression.type` is `producer` or the batch's own codec).
 
 Stateful producer checks (epoch fencing, sequence gaps and duplicates, transaction state:
 `ProducerAppendInfo`) are the broker's, fed by the producer fields of `ValidatedRecords`.
@@ -76,7 +82,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol import fastscan
-from protocol.compression import DecompressionError, DecompressionLimitError
+from protocol.compression import DecompressionError, DecompressionLimitError, decompress_view
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.records import (
     BATCH_HEADER_SIZE,
@@ -90,7 +96,6 @@ from protocol.records import (
     batch_crc_ok,
     iter_records,
     read_batch_header,
-    records_section,
     scan_records,
     set_base_offset,
     set_max_timestamp,
@@ -345,13 +350,15 @@ def validate_produce_records(
     create_time = timestamp_type == TimestampType.CREATE_TIME
     batch_lat = header.timestamp_type == TimestampType.LOG_APPEND_TIME
     if fastscan.AVAILABLE and not batch_lat:
-        data: bytes | memoryview
+        data: memoryview
         try:
             if header.compression == Compression.NONE:
                 # Uncompressed: scan the request's bytes in place (records_section copies).
                 data = view[BATCH_HEADER_SIZE:size]
             else:
-                data = records_section(view, 0, header, max_decompressed_bytes)
+                # Decompressed into the thread's reusable buffer, scanned at once, dropped.
+                data = decompress_view(header.compression, view[BATCH_HEADER_SIZE:size],
+                                       max_decompressed_bytes)
         except DecompressionLimitError as e:
             return ValidationFailure(ErrorCode.INVALID_RECORD, str(e))
         except DecompressionError as e:
@@ -359,6 +366,7 @@ def validate_produce_records(
         except ProtocolError as e:
             return ValidationFailure(ErrorCode.INVALID_RECORD, str(e))
         summary = fastscan.scan_summary(data, count, header.base_timestamp)
+        del data
         if summary is not None:
             min_ts, c_max_ts, consecutive, any_null_key = summary
             timestamps_ok = not create_time or (
