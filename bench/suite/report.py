@@ -78,8 +78,11 @@ SECTIONS: list[tuple[str, str, list[tuple[str, str]], list[tuple[str, str]]]] = 
      [("3 consumers", "group/3 consumers")],
      THROUGHPUT_FIGURES[:2] + [("join_ms", "join ms")] + THROUGHPUT_FIGURES[2:]),
     ("Idle connections", "1-KB records, 6 partitions, acks=1, produced while idle "
-     "connections (each answered one ApiVersions) are held open.",
-     [("produce with idle connections", "idle/produce")],
+     "connections (each answered one ApiVersions) are held open, right after the same "
+     "produce without them (the control: late in a run, every broker's produce is slower "
+     "than in the record-size run, idle connections or not).",
+     [("produce without idle connections", "idle/control"),
+      ("produce with idle connections", "idle/produce")],
      [("idle_connections", "idle connections")] + THROUGHPUT_FIGURES),
 ]
 

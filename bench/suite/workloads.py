@@ -247,8 +247,14 @@ def _produce_consume_unit(uid: str, records: int, size: int, partitions: int,
     ``driver`` None: the preferred usable driver; else that driver or the step fails.
     """
     pace = driver or NATIVE
-    steps = [Step(f"{uid}/produce", "produce", records, size,
-                  _estimate("produce", records, size, pace) + idle * 0.003)]
+    steps = []
+    if idle:
+        # The same produce just before, without idle connections: the control that tells
+        # what the connections cost from what the broker's (and the machine's) state costs.
+        steps.append(Step(f"{uid}/control", "produce", records, size,
+                          _estimate("produce", records, size, pace)))
+    steps.append(Step(f"{uid}/produce", "produce", records, size,
+                      _estimate("produce", records, size, pace) + idle * 0.003))
     if consume_too:
         steps.append(Step(f"{uid}/consume", "consume", records, size,
                           _estimate("consume", records, size, pace)))
@@ -257,6 +263,14 @@ def _produce_consume_unit(uid: str, records: int, size: int, partitions: int,
         if driver in ctx.unusable:
             raise RuntimeError(f"{driver} cannot run here: {ctx.unusable[driver]}")
         topic = f"{uid.replace('/', '-')}-{ctx.tag}"
+        if idle:
+            control = f"{topic}-control"
+            create_topic(ctx, control, partitions)
+            try:
+                yield measure(ctx, size, lambda: produce(ctx, control, records, size, codec,
+                                                         acks, driver))
+            finally:
+                delete_topic(ctx, control)
         create_topic(ctx, topic, partitions)
         try:
             held = (wire.hold_idle_connections(ctx.broker.host, ctx.broker.port, idle)
