@@ -42,14 +42,19 @@ def vanish_after_fetch(port: int, frame: bytes) -> None:
     sock.close()
 
 
-async def test_a_client_that_resets_during_sendfile_loses_only_its_connection(
-        broker: RunningBroker, caplog: pytest.LogCaptureFixture) -> None:
-    broker.broker.topics.create("big", 1)
-    plog = broker.broker.topics.log("big", 0)
+def fill(broker: RunningBroker, topic: str) -> None:
+    """A one-partition `topic` holding BATCHES batches of RECORDS_PER_BATCH records."""
+    broker.broker.topics.create(topic, 1)
+    plog = broker.broker.topics.log(topic, 0)
     assert plog is not None
     for _ in range(BATCHES):
         plog.append(build_batch([Record(i, 0, None, VALUE, [])
                                  for i in range(RECORDS_PER_BATCH)]))
+
+
+async def test_a_client_that_resets_during_sendfile_loses_only_its_connection(
+        broker: RunningBroker, caplog: pytest.LogCaptureFixture) -> None:
+    fill(broker, "big")
     frame = fetch_everything("big")
     for _ in range(5):
         await trio.to_thread.run_sync(vanish_after_fetch, broker.port, frame)
@@ -78,12 +83,7 @@ async def test_a_topic_deleted_while_its_fetch_answer_is_sent_closes_only_that_c
         broker: RunningBroker, caplog: pytest.LogCaptureFixture) -> None:
     """The answer's file slices point at segments that deletion closes: the connection is
     closed (the client fetches again), the broker logs no internal error and keeps serving."""
-    broker.broker.topics.create("doomed", 1)
-    plog = broker.broker.topics.log("doomed", 0)
-    assert plog is not None
-    for _ in range(BATCHES):
-        plog.append(build_batch([Record(i, 0, None, VALUE, [])
-                                 for i in range(RECORDS_PER_BATCH)]))
+    fill(broker, "doomed")
     stream = await trio.open_tcp_stream("127.0.0.1", broker.port)
     stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     await stream.send_all(fetch_everything("doomed"))

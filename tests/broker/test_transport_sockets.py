@@ -13,21 +13,7 @@ import trio
 
 from broker.transport import BufferPool, FrameReader, FramingError, send_chunks
 from protocol.fastscan import new_bytearray
-
-
-class Slice:
-    def __init__(self, fd: int, position: int, length: int) -> None:
-        self._fd, self.position, self._length = fd, position, length
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def __len__(self) -> int:
-        return self._length
-
-
-def _frame(body: bytes) -> bytes:
-    return len(body).to_bytes(4, "big") + body
+from tests.broker.test_transport import Slice, _frame
 
 
 def _pair() -> tuple[trio.SocketStream, socket.socket]:

@@ -31,6 +31,20 @@ def offsets_in(log) -> list[int]:
     return [b.base_offset + i for b in parse_log_file(data) for i in range(b.last_offset_delta + 1)]
 
 
+def copied(tmp_path, batches: int, value_size: int = 100):
+    """A manager over dirs a and b, partition t-0 in a with `batches` batches of 3 records,
+    and a move to b whose bulk copy is done: (a, b, manager, log, move)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    m = manager([a, b])
+    log = m.get_or_create_log("t", 0)
+    for _ in range(batches):
+        log.append(batch(3, value_size=value_size))
+    move = m.begin_move("t", 0, str(b))
+    assert move is not None
+    move.copy_bulk()
+    return a, b, m, log, move
+
+
 def test_move_keeps_every_record_appended_before_during_and_after(tmp_path):
     clock = FakeClock()
     a, b = tmp_path / "a", tmp_path / "b"
@@ -77,14 +91,7 @@ def test_move_keeps_every_record_appended_before_during_and_after(tmp_path):
 
 
 def test_retention_during_the_bulk_copy_is_reconciled(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    m = manager([a, b])
-    log = m.get_or_create_log("t", 0)
-    for _ in range(20):
-        log.append(batch(3, value_size=100))
-    move = m.begin_move("t", 0, str(b))
-    assert move is not None
-    move.copy_bulk()
+    _, b, m, log, move = copied(tmp_path, 20)
     first = log.segments[0].base_offset
     log.delete_records(log.segments[2].base_offset)  # whole segments go
     m.delete_pending(10**15)
@@ -133,14 +140,7 @@ def test_a_deleted_partition_discards_its_copy(tmp_path):
 
 
 def test_startup_removes_a_partial_future_copy(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    m = manager([a, b])
-    log = m.get_or_create_log("t", 0)
-    for _ in range(10):
-        log.append(batch(3, value_size=100))
-    move = m.begin_move("t", 0, str(b))
-    assert move is not None
-    move.copy_bulk()
+    a, b, m, _, move = copied(tmp_path, 10)
     m.close_without_shutdown()  # crash before the swap
     m2 = manager([a, b])
     assert not os.path.exists(move.future_path)
@@ -152,14 +152,7 @@ def test_startup_removes_a_partial_future_copy(tmp_path):
 def test_startup_promotes_a_complete_future_copy(tmp_path):
     """A crash between the two renames: the current dir is `-delete` already, so the
     future dir is the partition's log."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    m = manager([a, b])
-    log = m.get_or_create_log("t", 0)
-    for _ in range(10):
-        log.append(batch(3, value_size=100))
-    move = m.begin_move("t", 0, str(b))
-    assert move is not None
-    move.copy_bulk()
+    a, b, m, log, move = copied(tmp_path, 10)
     log.close(flush=True)
     move.copy_rest()
     os.rename(log.dir, str(a / "t-0.0123456789abcdef0123456789abcdef-delete"))
