@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import trio
@@ -320,28 +320,32 @@ async def send_chunks(stream: trio.abc.SendStream, chunks: Sequence[Any]) -> Non
         with trio.CancelScope(shield=True):
             await _send_to_stream(stream, chunks)
         return
+    for run in _runs(chunks):
+        if isinstance(run, list):
+            await _write_all(sock, run)
+        else:
+            await _sendfile(sock, run)
+
+
+def _runs(chunks: Sequence[Any]) -> Iterator[Any]:
+    """The chunks of a response in order: each run of bytes-like ones as one list (one
+    `writev`, or one joined send), each file slice alone (one `sendfile` or copy)."""
     pending: list[Any] = []
     for chunk in chunks:
         if _is_bytes(chunk):
             pending.append(chunk)
             continue
         if pending:
-            await _write_all(sock, pending)
+            yield pending
             pending = []
-        await _sendfile(sock, chunk)
+        yield chunk
     if pending:
-        await _write_all(sock, pending)
+        yield pending
 
 
 async def _send_to_stream(stream: trio.abc.SendStream, chunks: Sequence[Any]) -> None:
-    pending: list[Any] = []
-    for chunk in chunks:
-        if _is_bytes(chunk):
-            pending.append(chunk)
-            continue
-        if pending:
-            await stream.send_all(b"".join(pending))
-            pending.clear()
-        await _copy_slice(stream, chunk)
-    if pending:
-        await stream.send_all(pending[0] if len(pending) == 1 else b"".join(pending))
+    for run in _runs(chunks):
+        if isinstance(run, list):
+            await stream.send_all(run[0] if len(run) == 1 else b"".join(run))
+        else:
+            await _copy_slice(stream, run)

@@ -45,19 +45,13 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from runner import catalogue, execute, report  # noqa: E402
-from runner.broker import BrokerHealth, BrokerStartError, OdradekProcess  # noqa: E402
+from runner.broker import (  # noqa: E402
+    BrokerHealth,
+    BrokerStartError,
+    OdradekProcess,
+    odradek_command,
+)
 from runner.execute import Result, progress  # noqa: E402
-
-
-def default_broker_cmd() -> list[str]:
-    """The repo venv's `odradek`, else `odradek` on PATH, else `python -m broker`."""
-    venv = REPO / ".venv" / "bin" / "odradek"
-    if venv.exists():
-        return [str(venv), "serve"]
-    found = shutil.which("odradek")
-    if found:
-        return [found, "serve"]
-    return [sys.executable, "-m", "broker", "serve"]
 
 
 def broker_version() -> str:
@@ -206,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap = args.bootstrap
         progress(f"using the running broker at {bootstrap}")
     else:
-        command = shlex.split(args.broker_cmd) if args.broker_cmd else default_broker_cmd()
+        command = shlex.split(args.broker_cmd) if args.broker_cmd else odradek_command()
         broker = OdradekProcess(command, workdir, REPO, args.override)
         broker.log_path = log_dir / "broker.log"
         try:

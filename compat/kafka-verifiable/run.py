@@ -50,8 +50,10 @@ from typing import Any, Protocol
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent / "apache-kafka"))
+sys.path.insert(0, str(HERE.parent))
 
 import apache_kafka  # noqa: E402
+from runner.broker import odradek_command  # noqa: E402
 
 LOG4J2 = """\
 status = error
@@ -156,14 +158,6 @@ class KafkaBroker:
         proc: subprocess.Popen[bytes] | None = self.kafka.process
         self.kafka.process = None
         return signal_and_wait(proc, sig)
-
-
-def odradek_command() -> list[str]:
-    venv = REPO / ".venv" / "bin" / "odradek"
-    if venv.exists():
-        return [str(venv), "serve"]
-    found = shutil.which("odradek")
-    return [found, "serve"] if found else [sys.executable, "-m", "broker", "serve"]
 
 
 # -- the tools -----------------------------------------------------------------------------

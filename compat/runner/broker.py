@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,19 @@ from pathlib import Path
 START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 60.0
 START_ATTEMPTS = 3
+
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def odradek_command() -> list[str]:
+    """How to start the broker: the repo venv's `odradek serve`, else `odradek` on PATH,
+    else `python -m broker serve`."""
+    venv = REPO / ".venv" / "bin" / "odradek"
+    if venv.exists():
+        return [str(venv), "serve"]
+    found = shutil.which("odradek")
+    return [found, "serve"] if found else [sys.executable, "-m", "broker", "serve"]
 
 
 def free_port() -> int:

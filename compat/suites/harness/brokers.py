@@ -10,7 +10,6 @@ setting also moves the controller quorum voter to that id.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ for folder in (COMPAT, COMPAT / "apache-kafka"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from runner.broker import OdradekProcess  # noqa: E402
+from runner.broker import OdradekProcess, odradek_command  # noqa: E402
 
 
 @dataclass
@@ -37,14 +36,6 @@ class BrokerRun:
     tracebacks: list[str] = field(default_factory=list)
     log_path: str = ""
     alive: bool = True
-
-
-def odradek_command() -> list[str]:
-    venv = REPO / ".venv" / "bin" / "odradek"
-    if venv.exists():
-        return [str(venv), "serve"]
-    found = shutil.which("odradek")
-    return [found, "serve"] if found else [sys.executable, "-m", "broker", "serve"]
 
 
 @contextmanager
